@@ -1,0 +1,44 @@
+"""Developer and CI tasks. ``python3 -m nox`` runs the default sessions.
+
+Every dependency comes from pyproject.toml extras, so a fresh machine needs
+only Python and nox.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "spec_coverage", "tests"]
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit, property, stateful and loopback integration tests."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on src."""
+    session.install("-e", ".[lint]")
+    session.run("mypy", "--strict", "src/trio_trickle")
+
+
+@nox.session(python=PYTHON)
+def spec_coverage(session: nox.Session) -> None:
+    """List every spec requirement with the tests citing it; fail on an uncited MUST."""
+    session.install("-e", ".[test]")
+    session.run("python", "tests/spec_coverage.py")
