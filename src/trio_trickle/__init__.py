@@ -12,13 +12,29 @@ Every public name is re-exported here exactly once.
 
 from ._errors import (
     ChannelClosed as ChannelClosed,
+)
+from ._errors import (
     ChannelNotFound as ChannelNotFound,
+)
+from ._errors import (
     IllegalTransition as IllegalTransition,
+)
+from ._errors import (
     InvalidMessage as InvalidMessage,
+)
+from ._errors import (
     PayloadTooLarge as PayloadTooLarge,
+)
+from ._errors import (
     ProtocolError as ProtocolError,
+)
+from ._errors import (
     SegmentGone as SegmentGone,
+)
+from ._errors import (
     TransportError as TransportError,
+)
+from ._errors import (
     TrickleError as TrickleError,
 )
 

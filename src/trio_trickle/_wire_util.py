@@ -52,9 +52,7 @@ def expect_object(value: object, what: str) -> Mapping[str, Any]:
     return value
 
 
-def get_str(
-    obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING
-) -> Any:
+def get_str(obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING) -> Any:
     """Read a string field; ``default`` (may be None) makes it optional, and a JSON null
     then counts as absent."""
     value = obj.get(key, _MISSING)
@@ -67,9 +65,7 @@ def get_str(
     return value
 
 
-def get_int(
-    obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING
-) -> Any:
+def get_int(obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING) -> Any:
     """Read an integer field (bools are rejected: JSON true is not 1)."""
     value = obj.get(key, _MISSING)
     if value is _MISSING or (value is None and default is not _MISSING):
@@ -81,9 +77,7 @@ def get_int(
     return value
 
 
-def get_number(
-    obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING
-) -> Any:
+def get_number(obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING) -> Any:
     """Read a finite JSON number as float."""
     value = obj.get(key, _MISSING)
     if value is _MISSING or (value is None and default is not _MISSING):
@@ -97,9 +91,7 @@ def get_number(
     return float(value)
 
 
-def get_bool(
-    obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING
-) -> Any:
+def get_bool(obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING) -> Any:
     value = obj.get(key, _MISSING)
     if value is _MISSING or (value is None and default is not _MISSING):
         if default is _MISSING:
@@ -110,9 +102,7 @@ def get_bool(
     return value
 
 
-def get_object(
-    obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING
-) -> Any:
+def get_object(obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING) -> Any:
     """Read a nested JSON object (returned as a plain dict copy)."""
     value = obj.get(key, _MISSING)
     if value is _MISSING or (value is None and default is not _MISSING):

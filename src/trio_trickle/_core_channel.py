@@ -1,0 +1,345 @@
+"""Sans-io trickle channel: the ring of segments and every decision about it.
+
+Theory of operation
+-------------------
+A channel owns ``ring_size`` slots (5 by default, as go-livepeer); segment
+``seq`` lives in slot ``seq % ring_size`` until a segment with another seq of
+the same slot replaces it, which closes the old one. ``next_write`` is the
+channel's write head: it becomes ``seq + 1`` when the first byte of ``seq``
+arrives, and also when a POST completes without data, exactly as the Go server
+does, so ``-1`` (``next_write``) and ``-2`` (``next_write - 1``) resolve the same
+way on both implementations.
+
+The server adapter turns each HTTP request into one call here and gets back a
+decision: a :class:`PublishTicket` or :class:`ReadCursor` to drive, or an
+:class:`Answer` (status, headers, short body) to send as is. Refusals that map
+to an HTTP status are raised as :class:`ProtocolError` subclasses (404, 409,
+470, 400). The adapter only moves bytes and waits: after any call it compares
+:attr:`ChannelCore.version` with the value it saw and wakes its waiters when the
+number moved.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+
+import attrs
+
+from ._core_segment import Segment, SegmentState
+from ._errors import ChannelNotFound, InvalidMessage, ProtocolError, SegmentGone
+from ._wire_trickle import SEQ_CURRENT, SEQ_NEXT, SegmentMeta
+
+__all__ = ["Answer", "AppendResult", "ChannelCore", "PublishTicket", "ReadCursor", "ReadSignal"]
+
+#: Largest run of chunks handed to a reader at once; keeps one send bounded.
+READ_BATCH_BYTES = 256 * 1024
+
+
+@attrs.frozen(kw_only=True)
+class Answer:
+    """A complete HTTP answer (status, headers, body) decided by the core.
+
+    ``streaming`` answers are only the head of a response whose body the
+    adapter then streams from a :class:`ReadCursor`.
+    """
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    streaming: bool = False
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+
+class AppendResult(enum.Enum):
+    """What became of bytes a publisher sent."""
+
+    STORED = "stored"
+    #: The segment was closed from outside (reset, DELETE seq, eviction): bytes dropped.
+    DISCARDED = "discarded"
+    #: The segment hit ``max_segment_bytes``: it is closed with what it had; answer 413.
+    TOO_LARGE = "too_large"
+
+
+class ReadSignal(enum.Enum):
+    """Non-data results of :meth:`ReadCursor.next_event`."""
+
+    #: Nothing new: wait for the channel's version to move, then ask again.
+    NEED_DATA = "need_data"
+    #: The response is complete.
+    END = "end"
+
+
+@attrs.define(eq=False)
+class PublishTicket:
+    """One accepted POST: which segment it writes and how much it has written."""
+
+    seq: int
+    writer: int
+    segment: Segment
+    #: Bytes of this POST stored in the segment.
+    bytes_written: int = 0
+
+    @property
+    def attached(self) -> bool:
+        """False once the segment was closed from outside under this writer."""
+        return self.segment.writer == self.writer and not self.segment.closed
+
+
+@attrs.define(eq=False)
+class ChannelCore:
+    """All state of one channel. Mutations bump :attr:`version`."""
+
+    name: str
+    #: MIME type given at creation; sent as Content-Type on data responses.
+    mime_type: str = ""
+    ring_size: int = attrs.field(default=5)
+    #: Largest segment accepted, in bytes; None for no limit.
+    max_segment_bytes: int | None = None
+    #: Write head: the seq after the one most recently started.
+    next_write: int = 0
+    #: Time of the last publish activity (creation counts), for the idle sweep.
+    last_write_time: float = 0.0
+    closed: bool = False
+    #: Monotonic change counter; adapters wake waiters when it moves.
+    version: int = 0
+    _slots: list[Segment | None] = attrs.field(init=False)
+    _tokens: itertools.count[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
+
+    @ring_size.validator
+    def _check_ring(self, _attribute: object, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError("ring_size must be a positive integer")
+
+    def __attrs_post_init__(self) -> None:
+        self._slots = [None] * self.ring_size
+
+    # -- queries -------------------------------------------------------------
+
+    def segment(self, seq: int) -> Segment | None:
+        """The segment ``seq`` if the ring still holds it."""
+        if seq < 0:
+            return None
+        held = self._slots[seq % self.ring_size]
+        return held if held is not None and held.seq == seq else None
+
+    def segments(self) -> list[Segment]:
+        """Segments in the ring, oldest seq first."""
+        return sorted((s for s in self._slots if s is not None), key=lambda s: s.seq)
+
+    def idle_for(self, now: float) -> float:
+        return now - self.last_write_time
+
+    # -- internals -----------------------------------------------------------
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def _require_open(self) -> None:
+        if self.closed:
+            raise ChannelNotFound(f"channel {self.name!r} is closed")
+
+    def _install(self, seq: int) -> Segment:
+        """Return segment ``seq``, replacing (and closing) another slot occupant."""
+        slot = seq % self.ring_size
+        held = self._slots[slot]
+        if held is not None and held.seq == seq:
+            return held
+        if held is not None and not held.closed:
+            held.close()
+        fresh = Segment(seq=seq)
+        self._slots[slot] = fresh
+        self._changed()
+        return fresh
+
+    def _mark_write(self, seq: int, now: float) -> None:
+        self.next_write = seq + 1
+        self.last_write_time = now
+        self._changed()
+
+    def _empty_completion(self, seq: int, now: float) -> Answer:
+        """Answer for a POST that ends (or finds its segment closed) with no data."""
+        self._mark_write(seq, now)
+        meta = SegmentMeta(seq=seq, closed=self.closed)
+        headers = (*meta.to_wire().items(), ("Connection", "close"))
+        return Answer(status=200, headers=headers)
+
+    # -- publishing ----------------------------------------------------------
+
+    def begin_publish(self, seq: int, *, reset: bool, now: float) -> PublishTicket | Answer:
+        """A POST for ``seq`` arrived (headers only, body not read yet).
+
+        Returns a ticket to write with, or the final answer when the segment is
+        already closed (the body is then not read, as in go-livepeer). Raises
+        ProtocolError 409 when another POST is still writing this segment
+        (go-livepeer interleaves the two bodies instead).
+        """
+        self._require_open()
+        if seq < SEQ_NEXT:
+            raise InvalidMessage(f"Invalid idx {seq}: must be >= -1")
+        if seq == SEQ_NEXT:
+            seq = self.next_write
+        segment = self._install(seq)
+        if reset:
+            for older in self._slots:
+                if older is not None and older.seq < seq and not older.closed:
+                    older.close()
+                    self._changed()
+        if segment.closed:
+            return self._empty_completion(seq, now)
+        if segment.state is not SegmentState.AWAITING:
+            raise ProtocolError(f"segment {seq} already has an active publisher", status=409)
+        writer = next(self._tokens)
+        segment.claim(writer)
+        self._changed()
+        return PublishTicket(seq=seq, writer=writer, segment=segment)
+
+    def append(self, ticket: PublishTicket, data: bytes, *, now: float) -> AppendResult:
+        """Bytes of a ticket's body arrived."""
+        if not ticket.attached:
+            return AppendResult.DISCARDED
+        if not data:
+            return AppendResult.STORED
+        limit = self.max_segment_bytes
+        if limit is not None and ticket.segment.size + len(data) > limit:
+            ticket.segment.abort(ticket.writer)
+            self._changed()
+            return AppendResult.TOO_LARGE
+        first = ticket.segment.size == 0
+        ticket.segment.append(ticket.writer, data)
+        ticket.bytes_written += len(data)
+        if first:
+            self._mark_write(ticket.seq, now)
+        else:
+            self._changed()
+        return AppendResult.STORED
+
+    def finish(self, ticket: PublishTicket, *, now: float) -> Answer:
+        """A ticket's body ended cleanly (or its segment was closed under it)."""
+        if ticket.attached:
+            ticket.segment.finish(ticket.writer)
+            self._changed()
+        if ticket.bytes_written == 0:
+            return self._empty_completion(ticket.seq, now)
+        return Answer(status=200, headers=tuple(SegmentMeta(seq=ticket.seq).to_wire().items()))
+
+    def abort(self, ticket: PublishTicket) -> None:
+        """A ticket's body failed: close the segment with what it has so readers finish.
+
+        Deviation from go-livepeer, which leaves the segment open (readers hang).
+        """
+        if ticket.attached:
+            ticket.segment.abort(ticket.writer)
+            self._changed()
+
+    def write_local(self, data: bytes, *, now: float) -> int:
+        """Write one whole segment from inside the server (the changefeed). Returns its seq."""
+        ticket = self.begin_publish(SEQ_NEXT, reset=False, now=now)
+        assert isinstance(ticket, PublishTicket), "a fresh next_write segment is never closed"
+        self.append(ticket, data, now=now)
+        self.finish(ticket, now=now)
+        return ticket.seq
+
+    # -- subscribing ---------------------------------------------------------
+
+    def begin_read(self, seq: int) -> ReadCursor:
+        """A GET for ``seq`` arrived. Raises SegmentGone (470) if it cannot be served.
+
+        The segment exists, or is exactly the write head (or 1 on a fresh
+        channel), in which case it is created so the reader waits for it.
+        """
+        self._require_open()
+        if seq < SEQ_CURRENT:
+            raise InvalidMessage(f"Invalid idx {seq}: must be >= -2")
+        requested = seq
+        if seq == SEQ_NEXT:
+            seq = self.next_write
+        elif seq == SEQ_CURRENT:
+            seq = max(self.next_write - 1, 0)
+        segment = self.segment(seq)
+        if segment is None and (seq == self.next_write or (self.next_write == 0 and seq == 1)):
+            segment = self._install(seq)
+        if segment is None:
+            raise SegmentGone("Entry not found", latest=self.next_write, requested=str(requested))
+        return ReadCursor(channel=self, segment=segment, latest_at_accept=self.next_write)
+
+    # -- closing -------------------------------------------------------------
+
+    def close_segment(self, seq: int) -> Answer:
+        """DELETE of one segment: close it so its readers and preconnect finish."""
+        self._require_open()
+        if seq < 0:
+            raise InvalidMessage(f"Invalid idx {seq}: must be >= 0")
+        segment = self.segment(seq)
+        if segment is None:
+            raise ProtocolError("Nonexistent segment", status=400)
+        segment.close()
+        self._changed()
+        return Answer(status=200)
+
+    def close(self) -> None:
+        """Close the channel: every segment ends, the ring empties. Idempotent."""
+        if self.closed:
+            return
+        for segment in self._slots:
+            if segment is not None and not segment.closed:
+                segment.close()
+        self._slots = [None] * self.ring_size
+        self.closed = True
+        self._changed()
+
+
+@attrs.define(eq=False)
+class ReadCursor:
+    """One subscriber's position in one segment; drives a GET response.
+
+    Call :meth:`next_event` until it returns ``ReadSignal.END``: first an
+    :class:`Answer` head (sent when the first byte exists, or when the segment
+    closes empty), then lists of shared chunks. ``NEED_DATA`` means wait for the
+    channel's version to change.
+    """
+
+    channel: ChannelCore
+    segment: Segment
+    #: ``next_write`` when the GET was accepted (Go reports it, if it differs).
+    latest_at_accept: int
+    _index: int = 0
+    _head_sent: bool = False
+    _ended: bool = False
+
+    def next_event(self) -> Answer | list[bytes] | ReadSignal:
+        if self._ended:
+            return ReadSignal.END
+        if not self._head_sent:
+            return self._head()
+        chunks, self._index = self.segment.chunks_from(self._index, READ_BATCH_BYTES)
+        if chunks:
+            return chunks
+        if self.segment.closed:
+            self._ended = True
+            return ReadSignal.END
+        return ReadSignal.NEED_DATA
+
+    def _head(self) -> Answer | ReadSignal:
+        segment = self.segment
+        if segment.size > 0:
+            self._head_sent = True
+            latest = self.latest_at_accept if self.latest_at_accept != segment.seq else None
+            headers = [*SegmentMeta(seq=segment.seq, latest=latest).to_wire().items()]
+            headers.append(("Content-Type", self.channel.mime_type))
+            return Answer(status=200, headers=tuple(headers), streaming=True)
+        if segment.closed:
+            # End of stream, or an empty segment (empty POST, DELETE seq, reset).
+            self._head_sent = True
+            self._ended = True
+            meta = SegmentMeta(
+                seq=segment.seq, latest=self.channel.next_write, closed=self.channel.closed
+            )
+            return Answer(status=200, headers=tuple(meta.to_wire().items()))
+        return ReadSignal.NEED_DATA
