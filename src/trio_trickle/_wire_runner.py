@@ -449,9 +449,7 @@ class StreamStartResponse:
         body = expect_object(obj, "stream start response")
         if body.get("status") != "started":
             raise InvalidMessage("stream start response: status must be 'started'")
-        return cls(
-            gateway_request_id=get_str(body, "gateway_request_id", "stream start response")
-        )
+        return cls(gateway_request_id=get_str(body, "gateway_request_id", "stream start response"))
 
 
 @attrs.frozen(kw_only=True)

@@ -1,0 +1,554 @@
+"""Telemetry wire vocabulary: the ``stream_trace`` envelope, its relay wrapper, sink batches.
+
+The envelope is the one Scope's Kafka publisher writes (itself "Go kafka.go
+format"): ``{"id", "type": "stream_trace", "timestamp": "<ms>", "data": {...}}``
+with per-event metadata flattened into ``data``. An event is stamped once where
+it happens (:meth:`TelemetryEvent.stamp`, which takes its clock and id source as
+arguments so it stays pure) and every hop after that re-encodes it unchanged:
+``to_wire(from_wire(w)) == w`` for every canonical ``w``. Pure values, no I/O;
+the sinks that move these events live elsewhere (spec/telemetry.md).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ._errors import InvalidMessage, PayloadTooLarge
+from ._wire_runner import is_plain_json, plain_json_object
+from ._wire_util import dump_json, expect_object, get_bool, get_str, parse_json
+
+__all__ = [
+    "DEFAULT_CLIENT_SOURCE",
+    "ENVELOPE_TYPE",
+    "ERROR_MEDIA_AUDIO_OUTPUT_LOOP_FAILED",
+    "ERROR_MEDIA_INPUT_LOOP_FAILED",
+    "ERROR_MEDIA_OUTPUT_LOOP_FAILED",
+    "ERROR_PARAMS_UPDATE_FAILED",
+    "ERROR_PIPELINE_LOAD_FAILED",
+    "ERROR_PIPELINE_PROCESSING_FAILED",
+    "ERROR_STREAM_FAILED",
+    "ERROR_STREAM_STARTUP_FAILED",
+    "EVENT_ERROR",
+    "EVENT_GATEWAY_CONNECTED",
+    "EVENT_GATEWAY_DISCONNECTED",
+    "EVENT_PIPELINE_LOADED",
+    "EVENT_PIPELINE_LOAD_START",
+    "EVENT_PIPELINE_UNLOADED",
+    "EVENT_PLAYBACK_READY",
+    "EVENT_RUNNER_READY",
+    "EVENT_SESSION_CLOSED",
+    "EVENT_SESSION_CREATED",
+    "EVENT_STREAM_HEARTBEAT",
+    "EVENT_STREAM_STARTED",
+    "EVENT_STREAM_STOPPED",
+    "KNOWN_ERROR_TYPES",
+    "KNOWN_EVENTS",
+    "MAX_EVENT_BYTES",
+    "RELAY_TYPE",
+    "REQUIRED_METADATA",
+    "RESERVED_DATA_KEYS",
+    "TelemetryBatch",
+    "TelemetryError",
+    "TelemetryEvent",
+    "TelemetryRelay",
+    "decode_spool",
+    "encode_spool",
+    "parse_retry_after",
+]
+
+ENVELOPE_TYPE = "stream_trace"
+#: ``type`` of the events-channel message that carries one telemetry event (TEL-030).
+RELAY_TYPE = "telemetry"
+DEFAULT_CLIENT_SOURCE = "trio-trickle"
+#: Largest encoded envelope a relay or sink accepts (TEL-009).
+MAX_EVENT_BYTES = 64 * 1024
+
+EVENT_RUNNER_READY = "runner_ready"
+EVENT_PIPELINE_LOAD_START = "pipeline_load_start"
+EVENT_PIPELINE_LOADED = "pipeline_loaded"
+EVENT_PIPELINE_UNLOADED = "pipeline_unloaded"
+EVENT_SESSION_CREATED = "session_created"
+EVENT_STREAM_STARTED = "stream_started"
+EVENT_PLAYBACK_READY = "playback_ready"
+EVENT_STREAM_HEARTBEAT = "stream_heartbeat"
+EVENT_STREAM_STOPPED = "stream_stopped"
+EVENT_SESSION_CLOSED = "session_closed"
+EVENT_ERROR = "error"
+EVENT_GATEWAY_CONNECTED = "gateway_connected"
+EVENT_GATEWAY_DISCONNECTED = "gateway_disconnected"
+
+KNOWN_EVENTS = frozenset(
+    {
+        EVENT_RUNNER_READY,
+        EVENT_PIPELINE_LOAD_START,
+        EVENT_PIPELINE_LOADED,
+        EVENT_PIPELINE_UNLOADED,
+        EVENT_SESSION_CREATED,
+        EVENT_STREAM_STARTED,
+        EVENT_PLAYBACK_READY,
+        EVENT_STREAM_HEARTBEAT,
+        EVENT_STREAM_STOPPED,
+        EVENT_SESSION_CLOSED,
+        EVENT_ERROR,
+        EVENT_GATEWAY_CONNECTED,
+        EVENT_GATEWAY_DISCONNECTED,
+    }
+)
+
+ERROR_STREAM_STARTUP_FAILED = "stream_startup_failed"
+ERROR_STREAM_FAILED = "stream_failed"
+ERROR_PIPELINE_LOAD_FAILED = "pipeline_load_failed"
+ERROR_PIPELINE_PROCESSING_FAILED = "pipeline_processing_failed"
+ERROR_PARAMS_UPDATE_FAILED = "params_update_failed"
+ERROR_MEDIA_INPUT_LOOP_FAILED = "media_input_loop_failed"
+ERROR_MEDIA_OUTPUT_LOOP_FAILED = "media_output_loop_failed"
+ERROR_MEDIA_AUDIO_OUTPUT_LOOP_FAILED = "media_audio_output_loop_failed"
+
+KNOWN_ERROR_TYPES = frozenset(
+    {
+        ERROR_STREAM_STARTUP_FAILED,
+        ERROR_STREAM_FAILED,
+        ERROR_PIPELINE_LOAD_FAILED,
+        ERROR_PIPELINE_PROCESSING_FAILED,
+        ERROR_PARAMS_UPDATE_FAILED,
+        ERROR_MEDIA_INPUT_LOOP_FAILED,
+        ERROR_MEDIA_OUTPUT_LOOP_FAILED,
+        ERROR_MEDIA_AUDIO_OUTPUT_LOOP_FAILED,
+    }
+)
+
+#: Keys of ``data`` that the envelope owns; metadata may never use them (TEL-012).
+RESERVED_DATA_KEYS = frozenset(
+    {
+        "type",
+        "client_source",
+        "timestamp",
+        "session_id",
+        "connection_id",
+        "user_id",
+        "pipeline_ids",
+        "connection_info",
+        "error",
+    }
+)
+
+#: Metadata a producer must supply for these events (checked by ``stamp`` only:
+#: consumers accept whatever a producer sent).
+REQUIRED_METADATA: Mapping[str, tuple[str, ...]] = {
+    EVENT_RUNNER_READY: ("startup_ms",),
+    EVENT_PIPELINE_LOADED: ("load_duration_ms",),
+    EVENT_PLAYBACK_READY: ("ttff_ms",),
+    EVENT_STREAM_HEARTBEAT: (
+        "frames_in",
+        "frames_out",
+        "frames_dropped",
+        "fps_in",
+        "fps_out",
+        "elapsed_ms",
+        "since_last_heartbeat_ms",
+    ),
+    EVENT_STREAM_STOPPED: ("reason", "frames_in", "frames_out"),
+    EVENT_GATEWAY_DISCONNECTED: ("duration_ms",),
+}
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")
+_MS = re.compile(r"0|[1-9][0-9]{0,17}")
+_MAX_ID = 256
+_MAX_MESSAGE = 4096
+
+
+def _event_id(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
+        raise InvalidMessage(f"{attribute.name}: must be a lowercase canonical UUID string")
+
+
+def _name(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise InvalidMessage(f"{attribute.name}: must match [a-z][a-z0-9_]{{0,127}}")
+
+
+def _millis(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 10**18:
+        raise InvalidMessage(f"{attribute.name}: must be epoch milliseconds (int >= 0)")
+
+
+def _short_text(limit: int) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, str) or len(value) > limit:
+            raise InvalidMessage(f"{attribute.name}: must be a string of <= {limit} chars")
+
+    return check
+
+
+def _optional_text(limit: int) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    inner = _short_text(limit)
+
+    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None:
+            inner(inst, attribute, value)
+
+    return check
+
+
+def _non_empty_text(limit: int) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    inner = _short_text(limit)
+
+    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        inner(inst, attribute, value)
+        if not value:
+            raise InvalidMessage(f"{attribute.name}: must not be empty")
+
+    return check
+
+
+def _pipeline_ids(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, tuple) or not all(
+        isinstance(v, str) and len(v) <= _MAX_ID for v in value
+    ):
+        raise InvalidMessage(f"{attribute.name}: must be a tuple of strings or None")
+
+
+def _optional_object(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        plain_json_object(inst, attribute, value)
+
+
+def _metadata(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    plain_json_object(_inst, attribute, value)
+    assert isinstance(value, dict)
+    clash = RESERVED_DATA_KEYS.intersection(value)
+    if clash:
+        raise InvalidMessage(f"{attribute.name}: reserved keys {sorted(clash)} not allowed")
+
+
+def _error_extra(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    plain_json_object(_inst, attribute, value)
+    assert isinstance(value, dict)
+    if _ERROR_KEYS.intersection(value):
+        raise InvalidMessage(f"{attribute.name}: must not repeat the named error fields")
+
+
+def _get_millis(obj: Mapping[str, Any], key: str, what: str) -> int:
+    """Epoch ms sent as a decimal string (canonical) or, leniently, as a JSON integer."""
+    value = obj.get(key)
+    if isinstance(value, str) and _MS.fullmatch(value):
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**18:
+        return value
+    raise InvalidMessage(f"{what}: field {key!r} must be epoch milliseconds as a string")
+
+
+def _get_opt_str(obj: Mapping[str, Any], key: str, what: str) -> str | None:
+    value: str | None = get_str(obj, key, what, default=None)
+    return value
+
+
+_ERROR_KEYS = frozenset({"error_type", "message", "exception_type", "recoverable"})
+
+
+@attrs.frozen(kw_only=True)
+class TelemetryError:
+    """``data.error`` of an event: ``{"error_type","message","exception_type","recoverable"}``."""
+
+    error_type: str = attrs.field(validator=_name)
+    message: str = attrs.field(default="", validator=_short_text(_MAX_MESSAGE))
+    exception_type: str | None = attrs.field(default=None, validator=_optional_text(_MAX_ID))
+    recoverable: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    extra: dict[str, Any] = attrs.field(factory=dict, validator=_error_extra)
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error_type": self.error_type, "message": self.message}
+        if self.exception_type is not None:
+            out["exception_type"] = self.exception_type
+        out["recoverable"] = self.recoverable
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_wire(cls, obj: object) -> TelemetryError:
+        what = "telemetry error"
+        body = expect_object(obj, what)
+        extra = {k: v for k, v in body.items() if k not in _ERROR_KEYS}
+        if not is_plain_json(extra):
+            raise InvalidMessage(f"{what}: not plain JSON")
+        return cls(
+            error_type=get_str(body, "error_type", what),
+            message=get_str(body, "message", what, default=""),
+            exception_type=_get_opt_str(body, "exception_type", what),
+            recoverable=get_bool(body, "recoverable", what, default=False),
+            extra=extra,
+        )
+
+
+def _error_when_needed(
+    inst: TelemetryEvent, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value is not None and not isinstance(value, TelemetryError):
+        raise InvalidMessage(f"{attribute.name}: must be a TelemetryError or None")
+    if inst.name == EVENT_ERROR and value is None:
+        raise InvalidMessage("an 'error' event must carry data.error")
+
+
+@attrs.frozen(kw_only=True)
+class TelemetryEvent:
+    """One telemetry event as it travels: envelope fields, context, flat metadata.
+
+    ``timestamp_ms`` is the envelope ``timestamp`` and ``data_timestamp_ms`` the
+    ``data.timestamp``; ``stamp`` sets both to the same instant, and decoding
+    keeps both so a relayed event is re-emitted exactly (TEL-020).
+    """
+
+    id: str = attrs.field(validator=_event_id)
+    name: str = attrs.field(validator=_name)
+    timestamp_ms: int = attrs.field(validator=_millis)
+    data_timestamp_ms: int = attrs.field(validator=_millis)
+    client_source: str = attrs.field(
+        default=DEFAULT_CLIENT_SOURCE, validator=_non_empty_text(_MAX_ID)
+    )
+    session_id: str | None = attrs.field(default=None, validator=_optional_text(_MAX_ID))
+    connection_id: str | None = attrs.field(default=None, validator=_optional_text(_MAX_ID))
+    user_id: str | None = attrs.field(default=None, validator=_optional_text(_MAX_ID))
+    pipeline_ids: tuple[str, ...] | None = attrs.field(default=None, validator=_pipeline_ids)
+    connection_info: dict[str, Any] | None = attrs.field(default=None, validator=_optional_object)
+    error: TelemetryError | None = attrs.field(default=None, validator=_error_when_needed)
+    metadata: dict[str, Any] = attrs.field(factory=dict, validator=_metadata)
+    envelope_type: str = attrs.field(default=ENVELOPE_TYPE, validator=_name)
+
+    @classmethod
+    def stamp(
+        cls,
+        name: str,
+        *,
+        clock_ms: Callable[[], int],
+        new_id: Callable[[], uuid.UUID],
+        client_source: str = DEFAULT_CLIENT_SOURCE,
+        session_id: str | None = None,
+        connection_id: str | None = None,
+        user_id: str | None = None,
+        pipeline_ids: Sequence[str] | None = None,
+        connection_info: Mapping[str, Any] | None = None,
+        error: TelemetryError | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> TelemetryEvent:
+        """Create an event at its source: a fresh uuid4 id and one timestamp (TEL-002, TEL-020).
+
+        ``clock_ms`` returns wall-clock epoch milliseconds and ``new_id`` a UUID
+        (``uuid.uuid4`` in production); passing them in keeps this pure. Known
+        events must carry the metadata :data:`REQUIRED_METADATA` lists.
+        """
+        event_id = new_id()
+        if not isinstance(event_id, uuid.UUID) or event_id.version != 4:
+            raise InvalidMessage("telemetry: new_id must return a version 4 UUID")
+        meta = dict(metadata or {})
+        missing = [k for k in REQUIRED_METADATA.get(name, ()) if k not in meta]
+        if missing:
+            raise InvalidMessage(f"telemetry: event {name!r} needs metadata {missing}")
+        now = clock_ms()
+        return cls(
+            id=str(event_id),
+            name=name,
+            timestamp_ms=now,
+            data_timestamp_ms=now,
+            client_source=client_source,
+            session_id=session_id,
+            connection_id=connection_id,
+            user_id=user_id,
+            pipeline_ids=None if pipeline_ids is None else tuple(pipeline_ids),
+            connection_info=None if connection_info is None else dict(connection_info),
+            error=error,
+            metadata=meta,
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "type": self.name,
+            "client_source": self.client_source,
+            "timestamp": str(self.data_timestamp_ms),
+        }
+        for key in ("session_id", "connection_id", "user_id"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        if self.pipeline_ids is not None:
+            data["pipeline_ids"] = list(self.pipeline_ids)
+        if self.connection_info is not None:
+            data["connection_info"] = self.connection_info
+        if self.error is not None:
+            data["error"] = self.error.to_wire()
+        data.update(self.metadata)
+        return {
+            "id": self.id,
+            "type": self.envelope_type,
+            "timestamp": str(self.timestamp_ms),
+            "data": data,
+        }
+
+    @classmethod
+    def from_wire(cls, obj: object) -> TelemetryEvent:
+        what = "telemetry event"
+        body = expect_object(obj, what)
+        data = expect_object(body.get("data"), f"{what}.data")
+        dw = f"{what}.data"
+        pipeline_ids = data.get("pipeline_ids")
+        if pipeline_ids is not None:
+            if not isinstance(pipeline_ids, list) or not all(
+                isinstance(p, str) for p in pipeline_ids
+            ):
+                raise InvalidMessage(f"{dw}: pipeline_ids must be an array of strings")
+            pipeline_ids = tuple(pipeline_ids)
+        connection_info = data.get("connection_info")
+        if connection_info is not None and not isinstance(connection_info, dict):
+            raise InvalidMessage(f"{dw}: connection_info must be an object")
+        error = data.get("error")
+        metadata = {k: v for k, v in data.items() if k not in RESERVED_DATA_KEYS}
+        if not is_plain_json(metadata) or not is_plain_json(connection_info):
+            raise InvalidMessage(f"{dw}: not plain JSON")
+        return cls(
+            id=get_str(body, "id", what),
+            envelope_type=get_str(body, "type", what),
+            timestamp_ms=_get_millis(body, "timestamp", what),
+            name=get_str(data, "type", dw),
+            client_source=get_str(data, "client_source", dw),
+            data_timestamp_ms=_get_millis(data, "timestamp", dw),
+            session_id=_get_opt_str(data, "session_id", dw),
+            connection_id=_get_opt_str(data, "connection_id", dw),
+            user_id=_get_opt_str(data, "user_id", dw),
+            pipeline_ids=pipeline_ids,
+            connection_info=None if connection_info is None else dict(connection_info),
+            error=None if error is None else TelemetryError.from_wire(error),
+            metadata=metadata,
+        )
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON of the envelope; larger than MAX_EVENT_BYTES is refused (TEL-009)."""
+        raw = dump_json(self.to_wire())
+        if len(raw) > MAX_EVENT_BYTES:
+            raise PayloadTooLarge(f"telemetry event {self.id} is {len(raw)} bytes")
+        return raw
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TelemetryEvent:
+        if len(data) > MAX_EVENT_BYTES:
+            raise PayloadTooLarge(f"telemetry event is {len(data)} bytes")
+        return cls.from_wire(parse_json(data, "telemetry event"))
+
+    def kafka_record(self) -> tuple[bytes, bytes]:
+        """``(key, value)`` for Kafka: the event id as key, the envelope JSON as value (TEL-061)."""
+        return self.id.encode("ascii"), self.to_bytes()
+
+
+@attrs.frozen(kw_only=True)
+class TelemetryRelay:
+    """Events-channel message carrying one event: ``{"type":"telemetry","event":{...}}``."""
+
+    event: TelemetryEvent = attrs.field(validator=attrs.validators.instance_of(TelemetryEvent))
+
+    @staticmethod
+    def is_relay(obj: object) -> bool:
+        """Cheap dispatch test for an events-channel reader (TEL-032)."""
+        return isinstance(obj, dict) and obj.get("type") == RELAY_TYPE
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": RELAY_TYPE, "event": self.event.to_wire()}
+
+    @classmethod
+    def from_wire(cls, obj: object) -> TelemetryRelay:
+        body = expect_object(obj, "telemetry relay")
+        if body.get("type") != RELAY_TYPE:
+            raise InvalidMessage("telemetry relay: type must be 'telemetry'")
+        return cls(event=TelemetryEvent.from_wire(body.get("event")))
+
+    def to_bytes(self) -> bytes:
+        raw = dump_json(self.to_wire())
+        if len(raw) > MAX_EVENT_BYTES:
+            raise PayloadTooLarge(f"telemetry relay for {self.event.id} is {len(raw)} bytes")
+        return raw
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TelemetryRelay:
+        if len(data) > MAX_EVENT_BYTES:
+            raise PayloadTooLarge(f"telemetry relay is {len(data)} bytes")
+        return cls.from_wire(parse_json(data, "telemetry relay"))
+
+
+def _batch_events(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(e, TelemetryEvent) for e in value):
+        raise InvalidMessage(f"{attribute.name}: must be a tuple of TelemetryEvent")
+
+
+@attrs.frozen(kw_only=True)
+class TelemetryBatch:
+    """HttpSink request body: ``{"events": [envelope, ...]}`` in emission order (TEL-042)."""
+
+    events: tuple[TelemetryEvent, ...] = attrs.field(validator=_batch_events)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"events": [e.to_wire() for e in self.events]}
+
+    @classmethod
+    def from_wire(cls, obj: object) -> TelemetryBatch:
+        items = expect_object(obj, "telemetry batch").get("events")
+        if not isinstance(items, list):
+            raise InvalidMessage("telemetry batch: field 'events' must be an array")
+        return cls(events=tuple(TelemetryEvent.from_wire(e) for e in items))
+
+    def split(self) -> tuple[TelemetryBatch, TelemetryBatch]:
+        """Halve a batch the server refused as too large (TEL-048); order is kept."""
+        if len(self.events) < 2:
+            raise ValueError("a batch of fewer than two events cannot be split")
+        mid = len(self.events) // 2
+        return TelemetryBatch(events=self.events[:mid]), TelemetryBatch(events=self.events[mid:])
+
+
+def encode_spool(events: Iterable[TelemetryEvent]) -> bytes:
+    """JSONL for the disk spool: one compact envelope per line (TEL-052)."""
+    return b"".join(dump_json(e.to_wire()) + b"\n" for e in events)
+
+
+def decode_spool(data: bytes) -> tuple[list[TelemetryEvent], int]:
+    """Read a spool back; returns the events in order and the count of unreadable lines.
+
+    A torn last line (crash mid-write) or any corrupt line is skipped, never fatal
+    (TEL-054).
+    """
+    events: list[TelemetryEvent] = []
+    bad = 0
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            events.append(TelemetryEvent.from_wire(parse_json(line, "spool line")))
+        except InvalidMessage:
+            bad += 1
+    return events, bad
+
+
+def parse_retry_after(value: str | None, *, now_s: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date), or None.
+
+    ``now_s`` is the current epoch time, passed in so the function stays pure. A
+    date in the past gives 0; an unparseable value gives None (TEL-047).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(int(text))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None
+    delay = when.timestamp() - now_s
+    return max(0.0, delay) if math.isfinite(delay) else None
