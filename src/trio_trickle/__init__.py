@@ -10,6 +10,7 @@ Layout (dependencies point one way, top to bottom):
 Every public name is re-exported here exactly once.
 """
 
+from ._core_server import ServerConfig as ServerConfig
 from ._errors import (
     ChannelClosed as ChannelClosed,
 )
@@ -36,6 +37,33 @@ from ._errors import (
 )
 from ._errors import (
     TrickleError as TrickleError,
+)
+from ._server import (
+    TrickleServer as TrickleServer,
+)
+from ._server import (
+    TrickleServerHandle as TrickleServerHandle,
+)
+from ._server import (
+    open_trickle_server as open_trickle_server,
+)
+from ._wire_trickle import (
+    SEQ_CURRENT as SEQ_CURRENT,
+)
+from ._wire_trickle import (
+    SEQ_NEXT as SEQ_NEXT,
+)
+from ._wire_trickle import (
+    STATUS_SEGMENT_GONE as STATUS_SEGMENT_GONE,
+)
+from ._wire_trickle import (
+    ChannelChange as ChannelChange,
+)
+from ._wire_trickle import (
+    PublishRequestMeta as PublishRequestMeta,
+)
+from ._wire_trickle import (
+    SegmentMeta as SegmentMeta,
 )
 
 __version__ = "0.1.0"

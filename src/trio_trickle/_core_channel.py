@@ -177,8 +177,9 @@ class ChannelCore:
 
         Returns a ticket to write with, or the final answer when the segment is
         already closed (the body is then not read, as in go-livepeer). Raises
-        ProtocolError 409 when another POST is still writing this segment
-        (go-livepeer interleaves the two bodies instead).
+        ProtocolError 409 when another POST has already written bytes into this
+        segment (go-livepeer interleaves the two bodies instead). An attached
+        writer that has sent nothing is displaced: its ticket detaches.
         """
         self._require_open()
         if seq < SEQ_NEXT:
@@ -193,7 +194,7 @@ class ChannelCore:
                     self._changed()
         if segment.closed:
             return self._empty_completion(seq, now)
-        if segment.state is not SegmentState.AWAITING:
+        if segment.state is SegmentState.WRITING:
             raise ProtocolError(f"segment {seq} already has an active publisher", status=409)
         writer = next(self._tokens)
         segment.claim(writer)
@@ -208,9 +209,17 @@ class ChannelCore:
             return AppendResult.STORED
         limit = self.max_segment_bytes
         if limit is not None and ticket.segment.size + len(data) > limit:
-            ticket.segment.abort(ticket.writer)
+            # Keep exactly the bytes up to the limit, then end the segment.
+            room = limit - ticket.segment.size
+            if room > 0:
+                self._store(ticket, data[:room], now)
+            ticket.segment.close()
             self._changed()
             return AppendResult.TOO_LARGE
+        self._store(ticket, data, now)
+        return AppendResult.STORED
+
+    def _store(self, ticket: PublishTicket, data: bytes, now: float) -> None:
         first = ticket.segment.size == 0
         ticket.segment.append(ticket.writer, data)
         ticket.bytes_written += len(data)
@@ -218,7 +227,6 @@ class ChannelCore:
             self._mark_write(ticket.seq, now)
         else:
             self._changed()
-        return AppendResult.STORED
 
     def finish(self, ticket: PublishTicket, *, now: float) -> Answer:
         """A ticket's body ended cleanly (or its segment was closed under it)."""
@@ -230,9 +238,11 @@ class ChannelCore:
         return Answer(status=200, headers=tuple(SegmentMeta(seq=ticket.seq).to_wire().items()))
 
     def abort(self, ticket: PublishTicket) -> None:
-        """A ticket's body failed: close the segment with what it has so readers finish.
+        """A ticket's body failed.
 
-        Deviation from go-livepeer, which leaves the segment open (readers hang).
+        After its first byte the segment is closed with what it has, so readers
+        finish (go-livepeer leaves it open and they hang). Before it, the writer
+        is only detached and the segment stays open for a retry.
         """
         if ticket.attached:
             ticket.segment.abort(ticket.writer)

@@ -56,14 +56,18 @@ class SegmentEvent(enum.Enum):
 _S = SegmentState
 _E = SegmentEvent
 
-#: The whole lifecycle. ABORT closes the segment so subscribers finish instead of
-#: hanging (deliberate deviation from go-livepeer, which leaves it open).
+#: The whole lifecycle. CLAIM on CLAIMED is a takeover: a new POST replaces an
+#: attached writer that has not sent a byte (a stale preconnect or a retry).
+#: ABORT before the first byte detaches the writer and leaves the segment open
+#: for a retry; ABORT after it closes the segment so subscribers finish instead
+#: of hanging (a deliberate deviation from go-livepeer, which leaves it open).
 TRANSITIONS: Final[dict[SegmentState, dict[SegmentEvent, SegmentState]]] = {
     _S.AWAITING: {_E.CLAIM: _S.CLAIMED, _E.CLOSE: _S.CLOSED},
     _S.CLAIMED: {
+        _E.CLAIM: _S.CLAIMED,
         _E.APPEND: _S.WRITING,
         _E.FINISH: _S.CLOSED,
-        _E.ABORT: _S.CLOSED,
+        _E.ABORT: _S.AWAITING,
         _E.CLOSE: _S.CLOSED,
     },
     _S.WRITING: {

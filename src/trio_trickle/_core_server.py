@@ -54,12 +54,17 @@ class ServerConfig:
     idle_timeout: float = attrs.field(default=300.0, validator=_positive)
     #: How often the sweeper looks (seconds).
     sweep_interval: float = attrs.field(default=60.0, validator=_positive)
-    #: Segments kept per channel.
+    #: Segments kept per channel (at least 2: the one being written and the next).
     ring_size: int = attrs.field(default=5, validator=_positive)
     #: Largest segment in bytes (413 beyond); None for no limit.
     max_segment_bytes: int | None = attrs.field(default=64 * 1024 * 1024, validator=_positive)
     #: Most channels at once (503 beyond); None for no limit.
-    max_channels: int | None = attrs.field(default=10_000, validator=_positive)
+    max_channels: int | None = attrs.field(default=1024, validator=_positive)
+
+    @ring_size.validator
+    def _check_ring(self, _attribute: object, value: int) -> None:
+        if value < 2:
+            raise ValueError("ring_size must be at least 2")
 
     @base_path.validator
     def _check_base(self, _attribute: object, value: str) -> None:

@@ -35,7 +35,7 @@ from ._wire_trickle import (
     parse_seq,
 )
 
-__all__ = ["BeforeHook", "TrickleServer", "open_trickle_server"]
+__all__ = ["BeforeHook", "TrickleServer", "TrickleServerHandle", "open_trickle_server"]
 
 log = logging.getLogger("trio_trickle.server")
 
@@ -211,7 +211,14 @@ class TrickleServer:
             await _send_answer(send, Answer(status=200, headers=head, body=value.encode()))
         elif op is Operation.PUBLISH:
             meta = PublishRequestMeta.from_wire(headers)
-            channel = self.core.for_publish(target.channel, meta.content_type, now=now)
+            if (
+                self.before_create is not None
+                and self.config.autocreate
+                and target.channel not in self.core.channels
+            ):
+                # An autocreating POST is a creation too: it passes the same admission.
+                await self._run_hook(self.before_create, target.channel, headers)
+            channel = self.core.for_publish(target.channel, meta.content_type, now=self._now())
             self._announce()
             assert target.seq is not None
             seq = parse_seq(target.seq, lowest=-1)

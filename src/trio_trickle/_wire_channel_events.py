@@ -20,6 +20,7 @@ from ._wire_channels import (
     JSONObject,
     _deep_copy,
     _json_object,
+    _json_problem,
     _parse_object,
 )
 from ._wire_util import dump_json, expect_object, get_object, get_str
@@ -58,18 +59,18 @@ def _no_keys(*reserved: str) -> Any:
     return check
 
 
-def _opt_ms(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def _opt_count(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """Validator: None or a non-negative integer millisecond timestamp."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidMessage(f"{attribute.name}: must be a non-negative integer (ms)")
+        raise InvalidMessage(f"{attribute.name}: must be a non-negative integer")
 
 
-def _ms(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def _required_count(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         raise InvalidMessage(f"{attribute.name}: required")
-    _opt_ms(inst, attribute, value)
+    _opt_count(inst, attribute, value)
 
 
 def _read_ms(obj: Mapping[str, Any], key: str, what: str) -> int | None:
@@ -103,6 +104,13 @@ def _read_count(obj: Mapping[str, Any], key: str, what: str) -> int | None:
     return value
 
 
+def _check_encodable(wire: JSONObject) -> None:
+    """Whole-message check for what per-field validators miss (lone surrogates in keys)."""
+    problem = _json_problem(wire)
+    if problem is not None:
+        raise InvalidMessage(f"event: {problem}")
+
+
 def _opt_topic(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and (not isinstance(value, str) or not value):
         raise InvalidMessage(f"{attribute.name}: must be None or a non-empty string")
@@ -118,6 +126,9 @@ class EventEnvelope:
 
     event: JSONObject = attrs.field(converter=_deep_copy, validator=_json_object)
     queue_event_type: str | None = attrs.field(default=None, validator=_opt_topic)
+
+    def __attrs_post_init__(self) -> None:
+        _check_encodable(self.to_wire())
 
     @property
     def event_type(self) -> str | None:
@@ -206,16 +217,19 @@ class HeartbeatEvent:
     Members we do not model (Scope's ``elapsed_ms``, ...) are kept in ``extra``.
     """
 
-    timestamp: int = attrs.field(validator=_ms)
+    timestamp: int = attrs.field(validator=_required_count)
     urls: dict[str, str] = attrs.field(factory=dict, converter=_deep_copy, validator=_str_map)
-    width: int | None = attrs.field(default=None, validator=_opt_ms)
-    height: int | None = attrs.field(default=None, validator=_opt_ms)
+    width: int | None = attrs.field(default=None, validator=_opt_count)
+    height: int | None = attrs.field(default=None, validator=_opt_count)
     fps: dict[str, float] = attrs.field(factory=dict, converter=_deep_copy, validator=_fps_map)
-    frames_in: int | None = attrs.field(default=None, validator=_opt_ms)
-    frames_out: int | None = attrs.field(default=None, validator=_opt_ms)
+    frames_in: int | None = attrs.field(default=None, validator=_opt_count)
+    frames_out: int | None = attrs.field(default=None, validator=_opt_count)
     extra: JSONObject = attrs.field(
         factory=dict, converter=_deep_copy, validator=[_json_object, _no_keys(*_HEARTBEAT_KEYS)]
     )
+
+    def __attrs_post_init__(self) -> None:
+        _check_encodable(self.to_wire())
 
     def to_wire(self) -> JSONObject:
         wire: JSONObject = copy.deepcopy(self.extra)
@@ -284,12 +298,12 @@ class StatusEvent:
     (the Go gateway merges them into its status store); fps is read from them.
     """
 
-    timestamp: int = attrs.field(validator=_ms)
+    timestamp: int = attrs.field(validator=_required_count)
     pipeline: str | None = attrs.field(default=None, validator=_opt_str)
     state: str | None = attrs.field(default=None, validator=_opt_str)
-    start_time: int | None = attrs.field(default=None, validator=_opt_ms)
-    last_state_update_time: int | None = attrs.field(default=None, validator=_opt_ms)
-    last_status_timestamp: int | None = attrs.field(default=None, validator=_opt_ms)
+    start_time: int | None = attrs.field(default=None, validator=_opt_count)
+    last_state_update_time: int | None = attrs.field(default=None, validator=_opt_count)
+    last_status_timestamp: int | None = attrs.field(default=None, validator=_opt_count)
     input_status: JSONObject | None = attrs.field(
         default=None, converter=_deep_copy, validator=_opt_json_object
     )
@@ -307,6 +321,9 @@ class StatusEvent:
     @property
     def output_fps(self) -> float | None:
         return _nested_fps(self.inference_status)
+
+    def __attrs_post_init__(self) -> None:
+        _check_encodable(self.to_wire())
 
     def to_wire(self) -> JSONObject:
         wire: JSONObject = copy.deepcopy(self.extra)

@@ -31,6 +31,7 @@ __all__ = [
     "DATA_SEGMENT_INTERVAL",
     "DEFAULT_MAX_SEGMENT_BYTES",
     "MAX_JSONL_LINE_BYTES",
+    "MAX_JSON_DEPTH",
     "MIME_JSON",
     "MIME_JSONL",
     "MIME_MPEGTS",
@@ -65,6 +66,9 @@ CONTROL_KEEPALIVE_INTERVAL: Final = 10.0
 #: Seconds a JSONL data segment stays open before rotating (python ``JSONLWriter``), CHN-027.
 DATA_SEGMENT_INTERVAL: Final = 10.0
 
+#: Deepest JSON nesting a channel message may have; far beyond any real params.
+MAX_JSON_DEPTH: Final = 64
+
 _KEEPALIVE_WIRE: Final = {"keep": "alive"}
 _MAX_MID_LENGTH: Final = 248  # 256 minus len("-control")
 
@@ -72,16 +76,32 @@ _MAX_MID_LENGTH: Final = 248  # 256 minus len("-control")
 # -- JSON value checks ---------------------------------------------------------
 
 
+def _encodable(text: str) -> bool:
+    # JSON's "\ud800" escape decodes to a lone surrogate that UTF-8 cannot encode.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _json_problem(value: object) -> str | None:
     """Why ``value`` would not survive a JSON round trip unchanged, or None.
 
-    Iterative so that deeply nested input cannot raise RecursionError. Stricter
-    than ``json.dumps``: tuples, non-str keys and NaN would come back different.
+    Iterative, with a depth cap, so that hostile nesting cannot raise
+    RecursionError here or later in ``copy.deepcopy``. Stricter than
+    ``json.dumps``: tuples, non-str keys and NaN would come back different.
     """
-    stack: list[object] = [value]
+    stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
-        item = stack.pop()
-        if item is None or isinstance(item, bool | str):
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"nested deeper than {MAX_JSON_DEPTH} levels"
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            if not _encodable(item):
+                return "strings must be valid Unicode (no lone surrogates)"
             continue
         if isinstance(item, int):
             continue
@@ -90,13 +110,15 @@ def _json_problem(value: object) -> str | None:
                 return "numbers must be finite"
             continue
         if isinstance(item, list):
-            stack.extend(item)
+            stack.extend((sub, depth + 1) for sub in item)
             continue
         if isinstance(item, dict):
             for key, sub in item.items():
                 if not isinstance(key, str):
                     return "object keys must be strings"
-                stack.append(sub)
+                if not _encodable(key):
+                    return "object keys must be valid Unicode (no lone surrogates)"
+                stack.append((sub, depth + 1))
             continue
         return f"{type(item).__name__} is not a JSON value"
     return None
@@ -113,7 +135,12 @@ def _json_object(_inst: object, attribute: attrs.Attribute[Any], value: object) 
 
 def _deep_copy(value: Any) -> Any:
     """Converter: wire values own their data, so callers cannot mutate them later."""
-    return copy.deepcopy(value) if isinstance(value, dict | list) else value
+    if not isinstance(value, dict | list):
+        return value
+    problem = _json_problem(value)  # checked first: deepcopy recurses
+    if problem is not None:
+        raise InvalidMessage(problem)
+    return copy.deepcopy(value)
 
 
 def _parse_object(data: bytes, what: str, max_bytes: int | None) -> JSONObject | None:

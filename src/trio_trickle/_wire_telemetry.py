@@ -543,7 +543,8 @@ def parse_retry_after(value: str | None, *, now_s: float) -> float | None:
         return None
     text = value.strip()
     if text.isascii() and text.isdigit():
-        return float(int(text))
+        # More than ten digits is centuries: a broken header, not a wait to honour.
+        return float(int(text)) if len(text) <= 10 else None
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):

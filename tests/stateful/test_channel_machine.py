@@ -111,11 +111,13 @@ class ChannelMachine(RuleBasedStateMachine):
                 if other.seq < resolved:
                     other.closed = True
                     other.writer = None
-        if not seg.closed and seg.writer is not None:
+        if not seg.closed and seg.data:
+            # Another POST is mid-body: refused, nothing changes.
             with pytest.raises(ProtocolError) as info:
                 self.core.begin_publish(seq, reset=reset, now=self.now)
             assert info.value.status == 409
             return
+        # An attached writer that sent nothing is displaced (seg.writer reassigned below).
         result = self.core.begin_publish(seq, reset=reset, now=self.now)
         if seg.closed:
             assert isinstance(result, Answer)
@@ -149,6 +151,11 @@ class ChannelMachine(RuleBasedStateMachine):
         assert seg is not None
         if data and len(seg.data) + len(data) > MAX_BYTES:
             assert result is AppendResult.TOO_LARGE
+            room = MAX_BYTES - len(seg.data)
+            if room and not seg.data:
+                self.m_mark_write(model.seq)
+            seg.data += data[:room]
+            model.written += room
             seg.closed = True
             seg.writer = None
             return
@@ -188,7 +195,9 @@ class ChannelMachine(RuleBasedStateMachine):
         seg = self.m_segment(model.seq)
         self.core.abort(real)
         if seg is not None and seg.writer == model.ident:
-            seg.closed = True  # deviation: an aborted segment ends for its readers
+            # After a byte the segment ends for its readers (deviation from Go);
+            # before one it stays open for a retry.
+            seg.closed = bool(seg.data)
             seg.writer = None
 
     @rule(seq=st.sampled_from([-2, -1, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]))
