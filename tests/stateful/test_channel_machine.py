@@ -254,11 +254,13 @@ class ChannelMachine(RuleBasedStateMachine):
                     assert event.header("Content-Type") == "video/MP2T"
                     assert meta.closed is False
                 else:
-                    assert reader.model.closed and not reader.model.data
+                    assert reader.model.closed
+                    assert not reader.model.data
                     assert meta.latest == self.next_write
                     assert meta.closed == self.closed
                 continue
-            assert reader.head is not None and reader.head.streaming
+            assert reader.head is not None
+            assert reader.head.streaming
             for chunk in event:
                 reader.received += chunk
 
@@ -320,4 +322,44 @@ class ChannelMachine(RuleBasedStateMachine):
 ChannelMachine.TestCase.settings = settings(
     ChannelMachine.TestCase.settings, max_examples=250, stateful_step_count=60
 )
-TestChannelMachine = ChannelMachine.TestCase
+#: The requirements this model checks on every step of every example.
+TestChannelMachine = pytest.mark.spec(
+    "TRK-018",
+    "TRK-019",
+    "TRK-020",
+    "TRK-021",
+    "TRK-022",
+    "TRK-023",
+    "TRK-024",
+    "TRK-025",
+    "TRK-028",
+    "TRK-029",
+    "TRK-030",
+    "TRK-031",
+    "TRK-032",
+    "TRK-033",
+    "TRK-034",
+    "TRK-035",
+    "TRK-036",
+    "TRK-037",
+    "TRK-038",
+    "TRK-039",
+    "TRK-040",
+    "TRK-041",
+    "TRK-042",
+    "TRK-048",
+    "TRK-049",
+    "TRK-051",
+    "TRK-052",
+    "TRK-053",
+    "TRK-054",
+    "TRK-055",
+    "TRK-056",
+    "TRK-057",
+    "TRK-059",
+    "TRK-062",
+    "TRK-064",
+    "TRK-065",
+    "TRK-067",
+    "TRK-072",
+)(ChannelMachine.TestCase)
