@@ -111,7 +111,12 @@ class TrickleServer:
             waker = self._wakers.get(channel)
             if waker is None:
                 waker = self._wakers[channel] = trio.Event()
-            await waker.wait()
+            try:
+                await waker.wait()
+            finally:
+                # The last waiter to leave (cancelled, disconnected) drops the event.
+                if waker.statistics().tasks_waiting == 0 and self._wakers.get(channel) is waker:
+                    del self._wakers[channel]
 
     def _now(self) -> float:
         return trio.current_time()
