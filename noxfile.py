@@ -42,3 +42,16 @@ def spec_coverage(session: nox.Session) -> None:
     """List every spec requirement with the tests citing it; fail on an uncited MUST."""
     session.install("-e", ".[test]")
     session.run("python", "tests/spec_coverage.py")
+
+
+BENCHES = {"trickle": "benchmarks/trickle_bench.py"}
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks, JSON lines on stdout: ``nox -s bench -- trickle [--server-url URL]``."""
+    session.install("-e", ".")
+    name, *rest = session.posargs or ["trickle"]
+    if name not in BENCHES:
+        session.error(f"unknown benchmark {name!r}; choose from {sorted(BENCHES)}")
+    session.run("python", BENCHES[name], *rest)

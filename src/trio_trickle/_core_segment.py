@@ -27,7 +27,7 @@ import attrs
 
 from ._errors import IllegalTransition
 
-__all__ = ["SegmentEvent", "SegmentState"]
+__all__ = ["Segment", "SegmentEvent", "SegmentState"]
 
 
 class SegmentState(enum.Enum):

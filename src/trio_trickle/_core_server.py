@@ -18,7 +18,14 @@ from ._core_channel import ChannelCore
 from ._errors import ChannelNotFound, ProtocolError
 from ._wire_trickle import ChannelChange, validate_channel_name
 
-__all__ = ["MethodNotAllowed", "Operation", "Route", "ServerConfig", "TrickleServerCore", "route"]
+__all__ = [
+    "MethodNotAllowed",
+    "Operation",
+    "Route",
+    "ServerConfig",
+    "TrickleServerCore",
+    "route_request",
+]
 
 CHANGEFEED_CHANNEL = "_changes"
 
@@ -98,7 +105,7 @@ _SEGMENT_METHODS = {
 }
 
 
-def route(method: str, rest: str) -> Route:
+def route_request(method: str, rest: str) -> Route:
     """Map ``method`` and the path below the base path to a :class:`Route`.
 
     Raises ProtocolError 404 for a path of the wrong shape and 405 (its

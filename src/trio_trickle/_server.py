@@ -25,7 +25,13 @@ import trio
 import trio.lowlevel
 
 from ._core_channel import Answer, AppendResult, ChannelCore, PublishTicket, ReadSignal
-from ._core_server import MethodNotAllowed, Operation, ServerConfig, TrickleServerCore, route
+from ._core_server import (
+    MethodNotAllowed,
+    Operation,
+    ServerConfig,
+    TrickleServerCore,
+    route_request,
+)
 from ._errors import ProtocolError, SegmentGone
 from ._wire_trickle import (
     HEADER_EXPECT_CONTENT,
@@ -192,7 +198,7 @@ class TrickleServer:
         base = self.config.base_path
         if not path.startswith(base):
             raise ProtocolError("404 page not found", status=404)
-        target = route(scope["method"], path[len(base) :])
+        target = route_request(scope["method"], path[len(base) :])
         headers = _headers_of(scope)
         now = self._now()
         op = target.operation

@@ -8,7 +8,7 @@ import pytest
 
 from trio_trickle import ChannelNotFound, InvalidMessage, ProtocolError, ServerConfig
 from trio_trickle._core_channel import PublishTicket, ReadSignal
-from trio_trickle._core_server import MethodNotAllowed, Operation, TrickleServerCore, route
+from trio_trickle._core_server import MethodNotAllowed, Operation, TrickleServerCore, route_request
 
 
 @pytest.mark.spec("TRK-081")
@@ -18,7 +18,7 @@ from trio_trickle._core_server import MethodNotAllowed, Operation, TrickleServer
 )
 def test_wrong_method_is_405_with_allow(method: str, path: str, allow: str) -> None:
     with pytest.raises(MethodNotAllowed) as info:
-        route(method, path)
+        route_request(method, path)
     assert info.value.status == 405
     assert info.value.allow == allow
 
@@ -27,17 +27,17 @@ def test_wrong_method_is_405_with_allow(method: str, path: str, allow: str) -> N
 @pytest.mark.parametrize("path", ["", "ch/0/x", "/ch", "ch/", "a//b"])
 def test_wrong_shape_is_404(path: str) -> None:
     with pytest.raises(ProtocolError) as info:
-        route("GET", path)
+        route_request("GET", path)
     assert info.value.status == 404
 
 
 @pytest.mark.spec("TRK-002", "TRK-080")
 def test_routes() -> None:
-    assert route("GET", "ch/next").operation is Operation.NEXT
-    assert route("POST", "ch/next").operation is Operation.PUBLISH  # then 400 Invalid idx
-    assert route("DELETE", "ch/3").seq == "3"
+    assert route_request("GET", "ch/next").operation is Operation.NEXT
+    assert route_request("POST", "ch/next").operation is Operation.PUBLISH  # then 400 Invalid idx
+    assert route_request("DELETE", "ch/3").seq == "3"
     with pytest.raises(InvalidMessage):
-        route("POST", "bad%20name")
+        route_request("POST", "bad%20name")
 
 
 @pytest.mark.spec("TRK-004", "TRK-005", "TRK-006", "TRK-007", "TRK-008")

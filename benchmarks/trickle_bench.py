@@ -1,0 +1,279 @@
+"""Trickle server benchmark: throughput, fan-out, chunk latency, small segments, RSS.
+
+Prints one JSON object per line, one per metric. The same raw-httpx client
+drives every server, so figures for two servers measured in one run compare
+like for like:
+
+    python benchmarks/trickle_bench.py                      # our server, spawned
+    python benchmarks/trickle_bench.py --server-url URL     # any trickle server
+    python benchmarks/trickle_bench.py --compare-url URL    # ours and URL, plus ratios
+
+A spawned server runs in its own process (``python -m trio_trickle
+trickle-server``) so its RSS is its own and the client does not share its event
+loop. Channels are created with ``POST {base}{ch}`` when the server allows it;
+for servers with autocreate off and no create endpoint, pass ``--precreated``
+channel names (``bench0``..``bench99`` are used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import trio
+
+CHUNK = 64 * 1024
+
+
+def emit(metric: str, value: float, unit: str, server: str, **extra: Any) -> dict[str, Any]:
+    record = {"metric": metric, "value": round(value, 3), "unit": unit, "server": server, **extra}
+    print(json.dumps(record), flush=True)
+    return record
+
+
+class Target:
+    """One server under test and its channel naming."""
+
+    def __init__(self, url: str, label: str, pid: int | None) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        self.label = label
+        self.pid = pid
+        self._n = 0
+
+    async def channel(
+        self, client: httpx.AsyncClient, mime: str = "application/octet-stream"
+    ) -> str:
+        self._n += 1
+        name = f"bench{self._n}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+        await client.post(self.url + name, headers={"Expect-Content": mime})
+        return self.url + name
+
+
+async def _body(receive: trio.MemoryReceiveChannel[bytes]) -> AsyncIterator[bytes]:
+    async with receive:
+        async for part in receive:
+            yield part
+
+
+async def post_streaming(
+    client: httpx.AsyncClient,
+    url: str,
+    task_status: trio.TaskStatus[trio.MemorySendChannel[bytes]] = trio.TASK_STATUS_IGNORED,
+) -> httpx.Response:
+    """Open a preconnected POST; the caller feeds body chunks through the channel."""
+    send, receive = trio.open_memory_channel[bytes](4)
+    task_status.started(send)
+    response = await client.post(url, content=_body(receive))
+    response.raise_for_status()
+    return response
+
+
+async def read_segment(
+    client: httpx.AsyncClient, url: str, on_chunk: Callable[[bytes], None] | None = None
+) -> int:
+    total = 0
+    async with client.stream("GET", url) as response:
+        response.raise_for_status()
+        async for chunk in response.aiter_raw():
+            total += len(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
+    return total
+
+
+async def fanout(client: httpx.AsyncClient, target: Target, subscribers: int, size: int) -> float:
+    """Aggregate MB/s of ``subscribers`` readers of one ``size``-byte segment."""
+    url = await target.channel(client)
+    payload = os.urandom(CHUNK)
+    received: list[int] = []
+    async with trio.open_nursery() as nursery:
+
+        async def reader() -> None:
+            received.append(await read_segment(client, url + "/0"))
+
+        for _ in range(subscribers):
+            nursery.start_soon(reader)
+        await trio.sleep(0.2)  # all GETs parked on the pre-created segment 0
+        start = time.perf_counter()
+        send = await nursery.start(post_streaming, client, url + "/0")
+        async with send:
+            for _ in range(size // CHUNK):
+                await send.send(payload)
+    elapsed = time.perf_counter() - start
+    assert received == [size] * subscribers, received
+    await client.delete(url)
+    return sum(received) / elapsed / 1e6
+
+
+async def chunk_latency(
+    client: httpx.AsyncClient, target: Target, subscribers: int, chunks: int
+) -> tuple[float, float]:
+    """p50/p99 ms from a publisher's write of a 4 KiB chunk to each subscriber's receipt."""
+    url = await target.channel(client)
+    samples: list[float] = []
+    frame = 4096
+    async with trio.open_nursery() as nursery:
+
+        async def reader() -> None:
+            pending = bytearray()
+
+            def on_chunk(chunk: bytes) -> None:
+                now = time.perf_counter_ns()
+                pending.extend(chunk)
+                while len(pending) >= frame:
+                    (stamp,) = struct.unpack_from("!Q", pending)
+                    samples.append((now - stamp) / 1e6)
+                    del pending[:frame]
+
+            await read_segment(client, url + "/0", on_chunk)
+
+        for _ in range(subscribers):
+            nursery.start_soon(reader)
+        await trio.sleep(0.3)
+        send = await nursery.start(post_streaming, client, url + "/0")
+        async with send:
+            for _ in range(chunks):
+                await send.send(struct.pack("!Q", time.perf_counter_ns()) + bytes(frame - 8))
+                await trio.sleep(0.01)
+    await client.delete(url)
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered), p99
+
+
+async def small_segments(client: httpx.AsyncClient, target: Target, seconds: float) -> float:
+    """1 KiB segments per second, each next segment preconnected, one live reader."""
+    url = await target.channel(client)
+    payload = os.urandom(1024)
+    count = 0
+    read = 0
+    deadline = time.perf_counter() + seconds
+    async with trio.open_nursery() as nursery:
+
+        async def follower() -> None:
+            nonlocal read
+            seq = 0
+            while True:
+                await read_segment(client, f"{url}/{seq}")
+                read += 1
+                seq += 1
+
+        nursery.start_soon(follower)
+        start = time.perf_counter()
+        current = await nursery.start(post_streaming, client, f"{url}/0")
+        while time.perf_counter() < deadline:
+            upcoming = await nursery.start(post_streaming, client, f"{url}/{count + 1}")
+            async with current:
+                await current.send(payload)
+            count += 1
+            current = upcoming
+        elapsed = time.perf_counter() - start
+        await current.aclose()
+        with trio.move_on_after(2):
+            while read < count:  # noqa: ASYNC110 - bounded drain of the follower
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    await client.delete(url)
+    return count / elapsed
+
+
+def rss_mb(pid: int | None) -> tuple[float, float] | None:
+    if pid is None:
+        return None
+    fields = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+async def run_target(target: Target, quick: bool) -> dict[str, float]:
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    results: dict[str, float] = {}
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        size = (16 if quick else 256) * 1024 * 1024
+        results["relay_mb_s"] = await fanout(client, target, 1, size)
+        emit("relay_throughput", results["relay_mb_s"], "MB/s", target.label, segment_bytes=size)
+        fan_size = (4 if quick else 32) * 1024 * 1024
+        for subs in (16, 64):
+            value = await fanout(client, target, subs, fan_size)
+            results[f"fanout_{subs}_mb_s"] = value
+            emit(
+                f"fanout_1_to_{subs}", value, "MB/s aggregate", target.label, segment_bytes=fan_size
+            )
+        p50, p99 = await chunk_latency(client, target, 64, 50 if quick else 300)
+        results["latency_p50_ms"], results["latency_p99_ms"] = p50, p99
+        emit("chunk_latency_p50", p50, "ms", target.label, subscribers=64, chunk_bytes=4096)
+        emit("chunk_latency_p99", p99, "ms", target.label, subscribers=64, chunk_bytes=4096)
+        rate = await small_segments(client, target, 1.0 if quick else 5.0)
+        results["small_segments_s"] = rate
+        emit("small_segment_rate", rate, "segments/s", target.label, segment_bytes=1024)
+    rss = rss_mb(target.pid)
+    if rss is not None:
+        emit("server_rss", rss[0], "MiB", target.label, peak_mib=round(rss[1], 1))
+    return results
+
+
+def spawn_ours() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trio_trickle",
+            "trickle-server",
+            "--port",
+            "0",
+            "--autocreate",
+            "--max-segment-bytes",
+            str(512 * 1024 * 1024),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    url = next((word for word in line.split() if word.startswith("http")), None)
+    if url is None:
+        proc.kill()
+        raise SystemExit(f"server did not report its URL: {line!r}")
+    return proc, url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server-url", help="benchmark this server instead of spawning ours")
+    parser.add_argument("--compare-url", help="also benchmark this server; print ratios")
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    args = parser.parse_args(argv)
+    proc = None
+    try:
+        if args.server_url:
+            ours = Target(args.server_url, "server-url", None)
+        else:
+            proc, url = spawn_ours()
+            ours = Target(url, "trio-trickle", proc.pid)
+        mine = trio.run(run_target, ours, args.quick)
+        if args.compare_url:
+            other = trio.run(run_target, Target(args.compare_url, "compare-url", None), args.quick)
+            for key, value in mine.items():
+                if other.get(key):
+                    emit(f"ratio_{key}", value / other[key], "ours/other", "ratio")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
