@@ -150,22 +150,37 @@ async def chunk_latency(
     return statistics.median(ordered), p99
 
 
-async def small_segments(client: httpx.AsyncClient, target: Target, seconds: float) -> float:
-    """1 KiB segments per second, each next segment preconnected, one live reader."""
+async def small_segments(
+    client: httpx.AsyncClient, target: Target, seconds: float
+) -> tuple[float, float]:
+    """1 KiB segments per second, each next segment preconnected, one live reader.
+
+    Returns the publish rate and the fraction of segments the reader received
+    (the rest it skipped over after a 470, as a live subscriber does).
+    """
     url = await target.channel(client)
     payload = os.urandom(1024)
     count = 0
     read = 0
+    skipped = 0
     deadline = time.perf_counter() + seconds
     async with trio.open_nursery() as nursery:
 
         async def follower() -> None:
-            nonlocal read
+            # A live reader: follows Lp-Trickle-Seq + 1, jumps to Latest on 470.
+            nonlocal read, skipped
             seq = 0
             while True:
-                await read_segment(client, f"{url}/{seq}")
+                async with client.stream("GET", f"{url}/{seq}") as response:
+                    if response.status_code == 470:
+                        latest = int(response.headers.get("Lp-Trickle-Latest", seq + 1))
+                        skipped += max(latest - seq, 0)
+                        seq = latest
+                        continue
+                    response.raise_for_status()
+                    await response.aread()
+                    seq = int(response.headers["Lp-Trickle-Seq"]) + 1
                 read += 1
-                seq += 1
 
         nursery.start_soon(follower)
         start = time.perf_counter()
@@ -179,11 +194,11 @@ async def small_segments(client: httpx.AsyncClient, target: Target, seconds: flo
         elapsed = time.perf_counter() - start
         await current.aclose()
         with trio.move_on_after(2):
-            while read < count:  # noqa: ASYNC110 - bounded drain of the follower
+            while read + skipped < count:  # noqa: ASYNC110 - bounded drain of the follower
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
     await client.delete(url)
-    return count / elapsed
+    return count / elapsed, read / max(count, 1)
 
 
 def rss_mb(pid: int | None) -> tuple[float, float] | None:
@@ -215,9 +230,16 @@ async def run_target(target: Target, quick: bool) -> dict[str, float]:
         results["latency_p50_ms"], results["latency_p99_ms"] = p50, p99
         emit("chunk_latency_p50", p50, "ms", target.label, subscribers=64, chunk_bytes=4096)
         emit("chunk_latency_p99", p99, "ms", target.label, subscribers=64, chunk_bytes=4096)
-        rate = await small_segments(client, target, 1.0 if quick else 5.0)
+        rate, seen = await small_segments(client, target, 1.0 if quick else 5.0)
         results["small_segments_s"] = rate
-        emit("small_segment_rate", rate, "segments/s", target.label, segment_bytes=1024)
+        emit(
+            "small_segment_rate",
+            rate,
+            "segments/s",
+            target.label,
+            segment_bytes=1024,
+            follower_received=round(seen, 3),
+        )
     rss = rss_mb(target.pid)
     if rss is not None:
         emit("server_rss", rss[0], "MiB", target.label, peak_mib=round(rss[1], 1))
