@@ -1,0 +1,517 @@
+"""One live stream = one trio nursery.
+
+Theory of operation
+-------------------
+A :class:`Session` runs everything a stream needs as children of one nursery
+tree rooted in :meth:`Session.run`:
+
+* **writers** (outermost, they live longest): the events writer and the data
+  writer drain the session's drop-oldest outlets onto the events and data
+  channels, so whatever the pipeline emits, up to and including its last words
+  in ``on_stream_stop`` and the ``stream_stopped`` event, is sent before those
+  channels close (RUN-078, RUN-099);
+* **work** (inside a cancel scope that any stop cause cancels): heartbeat,
+  control reader, params applier, and the media graph::
+
+      subscribe -> chunks -> decode (thread) -> router -> video slot (latest wins)
+                                                       -> audio queue (drop oldest)
+      process_video / process_audio -> pts guard -> encode (thread) -> publish
+
+Every stage is bounded: chunks and frames travel in small memory channels, the
+video slot holds one frame and replaces it (RUN-114), the audio queue holds 100
+frames and drops the oldest (RUN-115). Audio and video are processed by separate
+tasks, so audio never waits behind video processing (ai-runner#714).
+
+A stop, from any cause, is one call: :meth:`Session.request_stop` records the
+first reason and cancels the work scope. Teardown then runs ``on_stream_stop``
+once (only after every processing call has returned, RUN-077), emits
+``stream_stopped``, closes the outlets, and lets the writers drain. The whole
+teardown is bounded by ``stop_timeout``; past it the owner cancels the lot.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import httpx
+import trio
+
+from ._client_publisher import TricklePublisher
+from ._client_subscriber import TrickleSubscriber
+from ._errors import ChannelClosed, TrickleError
+from ._hooks import call_hook
+from ._latest_slot import LatestSlot
+from ._live_pipeline import LivePipeline, StreamOutlets, bind_outlets, unbind_outlets
+from ._media_decode import decode_ts
+from ._media_encode import SEGMENT_BOUNDARY, EncoderSettings, encode_ts
+from ._media_frames import AudioFrame, VideoFrame
+from ._metrics import SessionCounters
+from ._outlet import DropOldestOutlet
+from ._session_io import ParamsQueue, control_updates, write_data, write_events
+from ._wire_channel_events import HeartbeatEvent, StatusEvent
+from ._wire_runner import SessionState, StopReason, StreamStartRequest
+
+__all__ = ["Session", "SessionSettings", "StartFailed"]
+
+log = logging.getLogger("trio_trickle.session")
+
+MediaFrame = VideoFrame | AudioFrame
+
+
+def _default_device() -> str:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency of the media extra
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@attrs.frozen(kw_only=True)
+class SessionSettings:
+    """Per-session knobs; defaults follow spec/runner-api.md."""
+
+    #: Bound on ``on_stream_start`` (RUN-054).
+    start_timeout: float = 5.0
+    #: Bound on the whole teardown (RUN-068).
+    stop_timeout: float = 5.0
+    #: Heartbeat and status cadence (RUN-095).
+    heartbeat_interval: float = 10.0
+    #: No input (output) frame for this long marks the status degraded (RUN-097).
+    degraded_after: float = 2.0
+    #: Where decoded frames live: "auto" picks CUDA when torch sees a GPU.
+    device: str = "auto"
+    encoder: EncoderSettings = attrs.field(factory=EncoderSettings)
+    #: Bounded queues (RUN-093, RUN-115).
+    events_capacity: int = 256
+    data_capacity: int = 1000
+    audio_capacity: int = 100
+    #: Largest control message read (spec/channels.md CHN-034).
+    control_max_bytes: int = 1024 * 1024
+    #: JSONL data segments rotate this often (CHN-027).
+    data_segment_interval: float = 10.0
+
+    def resolved_device(self) -> str:
+        return _default_device() if self.device == "auto" else self.device
+
+
+class StartFailed(TrickleError):
+    """``on_stream_start`` raised or outlived its timeout; the session never ran."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Session:
+    """One stream on a :class:`LivePipeline`; see the module docstring."""
+
+    def __init__(
+        self,
+        request: StreamStartRequest,
+        pipeline: LivePipeline,
+        *,
+        client: httpx.AsyncClient,
+        settings: SessionSettings | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.request = request
+        self.id = request.gateway_request_id
+        self.pipeline = pipeline
+        self.client = client
+        self.settings = settings or SessionSettings()
+        self.state = SessionState.STARTING
+        self.started_at_ms = _now_ms()
+        self.params: dict[str, Any] | None = request.params
+        self.counters = SessionCounters()
+        self.stop_reason: StopReason | None = None
+        self.stop_detail: str | None = None
+        self.error: str | None = None
+        self._on_error = on_error or (lambda message: None)
+        self._work = trio.CancelScope()
+        self._outer = trio.CancelScope()
+        self._done = trio.Event()
+        self._started_monotonic = time.monotonic()
+        self.params_queue = ParamsQueue()
+        self.outlets = StreamOutlets(
+            events=DropOldestOutlet(self.settings.events_capacity),
+            data=DropOldestOutlet(self.settings.data_capacity) if request.data_url else None,
+        )
+
+    # -- control from outside ----------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def request_stop(self, reason: StopReason, detail: str | None = None) -> None:
+        """Stop the session; the first reason given wins. Safe to call repeatedly."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.stop_detail = detail
+        self._work.cancel()
+
+    def abandon(self) -> None:
+        """Cancel everything now, teardown included (the stop deadline passed)."""
+        self.request_stop(StopReason.SHUTDOWN)
+        self._outer.cancel()
+
+    async def wait_done(self) -> None:
+        await self._done.wait()
+
+    def fail(self, message: str) -> None:
+        """Record an unrecoverable error and stop with reason ``failed``."""
+        if self.error is None:
+            self.error = message
+        self._on_error(message)
+        self.request_stop(StopReason.FAILED)
+
+    def report_error(self, message: str) -> None:
+        """A recoverable error (a hook raised): remembered, the session goes on."""
+        self._on_error(message)
+
+    def status(self) -> dict[str, Any]:
+        """This session's entry in ``GET /stream/status`` (RUN-070)."""
+        return {
+            "gateway_request_id": self.id,
+            "state": str(self.state),
+            "started_at_ms": self.started_at_ms,
+            "params": self.params,
+            "fps": self.counters.fps(),
+            "frames_in": self.counters.frames_in,
+            "frames_out": self.counters.frames_out,
+            "frames_dropped": self.counters.dropped,
+        }
+
+    # -- the nursery ---------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the stream, report ``started``, run until stopped, tear down."""
+        token = bind_outlets(self.outlets)
+        try:
+            with self._outer:
+                async with trio.open_nursery() as writers:
+                    writers.start_soon(write_events, self)
+                    if self.outlets.data is not None:
+                        writers.start_soon(write_data, self)
+                    try:
+                        await self._start_hook()
+                    except BaseException:
+                        self._close_outlets()
+                        raise
+                    self.state = SessionState.RUNNING
+                    task_status.started()
+                    await self._run_work()
+                    self.state = SessionState.STOPPING
+                    await self._teardown()
+        finally:
+            unbind_outlets(token)
+            self.state = SessionState.STOPPING
+            self._done.set()
+
+    async def _start_hook(self) -> None:
+        params = self.request.effective_params()
+        try:
+            with trio.fail_after(self.settings.start_timeout):
+                await call_hook(self.pipeline.on_stream_start, params)
+        except trio.TooSlowError:
+            message = f"on_stream_start took longer than {self.settings.start_timeout} s"
+            self.error = message
+            self._on_error(message)
+            raise StartFailed(message) from None
+        except Exception as exc:
+            message = f"on_stream_start failed: {type(exc).__name__}"
+            log.exception("session %s: %s", self.id, message)
+            self.error = message
+            self._on_error(message)
+            raise StartFailed(message) from exc
+
+    async def _run_work(self) -> None:
+        with self._work:
+            try:
+                async with trio.open_nursery() as work:
+                    work.start_soon(self._heartbeat)
+                    work.start_soon(control_updates, self)
+                    work.start_soon(self._apply_params)
+                    if self.request.subscribe_url or self.request.publish_url:
+                        work.start_soon(self._media)
+            except Exception as exc:  # a child failed: the whole stream stops
+                log.exception("session %s failed", self.id)
+                self.fail(f"{type(exc).__name__}: {exc}")
+
+    async def _teardown(self) -> None:
+        """``on_stream_stop`` once, ``stream_stopped``, then close the outlets."""
+        self.params_queue.cancel_all("the session stopped")
+        with trio.move_on_after(self.settings.stop_timeout) as scope:
+            try:
+                await call_hook(self.pipeline.on_stream_stop)
+            except Exception:
+                log.exception("session %s: on_stream_stop raised", self.id)
+        if scope.cancelled_caught:
+            log.warning("session %s: on_stream_stop outlived the stop deadline", self.id)
+        event: dict[str, Any] = {
+            "type": "stream_stopped",
+            "timestamp": _now_ms(),
+            "gateway_request_id": self.id,
+            "reason": str(self.stop_reason or StopReason.INPUT_ENDED),
+        }
+        if self.error is not None:
+            event["error"] = self.error
+        if self.stop_detail is not None:
+            event["detail"] = self.stop_detail
+        self.outlets.events.put({"queue_event_type": "ai_stream_events", "event": event})
+        self._close_outlets()
+
+    def _close_outlets(self) -> None:
+        self.outlets.events.close()
+        if self.outlets.data is not None:
+            self.outlets.data.close()
+
+    # -- heartbeat and params ------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        """Heartbeat + status at start and every interval, input or not (RUN-095)."""
+        while True:
+            self.outlets.events.put(self._heartbeat_event())
+            self.outlets.events.put(self._status_event())
+            await trio.sleep(self.settings.heartbeat_interval)
+
+    def _heartbeat_event(self) -> dict[str, Any]:
+        counters = self.counters
+        beat = HeartbeatEvent(
+            timestamp=_now_ms(),
+            urls=self.request.media_urls(),
+            width=counters.width,
+            height=counters.height,
+            fps=counters.fps(),
+            frames_in=counters.frames_in,
+            frames_out=counters.frames_out,
+            extra={"gateway_request_id": self.id, "frames_dropped": counters.dropped},
+        )
+        return beat.to_envelope().to_wire()
+
+    def _status_state(self) -> str:
+        after = self.settings.degraded_after
+        started = time.monotonic() - self._started_monotonic
+        if self.request.subscribe_url:
+            idle = self.counters.video_in.idle_for()
+            if (idle is None and started > after) or (idle is not None and idle > after):
+                return "DEGRADED_INPUT"
+        if self.request.publish_url:
+            idle = self.counters.video_out.idle_for()
+            if (idle is None and started > after) or (idle is not None and idle > after):
+                return "DEGRADED_INFERENCE"
+        return "ONLINE"
+
+    def _status_event(self) -> dict[str, Any]:
+        fps = self.counters.fps()
+        status = StatusEvent(
+            timestamp=_now_ms(),
+            pipeline=type(self.pipeline).__name__,
+            state=self._status_state(),
+            start_time=self.started_at_ms,
+            input_status={"fps": fps["ingress_video_fps"]},
+            inference_status={"fps": fps["egress_video_fps"]},
+            extra={"gateway_request_id": self.id},
+        )
+        return status.to_envelope().to_wire()
+
+    async def _apply_params(self) -> None:
+        """One ``on_params_update`` at a time, in arrival order (RUN-088)."""
+        while True:
+            job = await self.params_queue.next()
+            try:
+                await call_hook(self.pipeline.on_params_update, dict(job.params))
+            except Exception as exc:
+                message = f"on_params_update failed: {type(exc).__name__}"
+                log.exception("session %s: %s", self.id, message)
+                self.report_error(message)
+                job.fail(message)
+            else:
+                self.params = dict(job.params)
+                job.succeed()
+
+    # -- media -------------------------------------------------------------------------
+
+    async def _media(self) -> None:
+        pipeline = type(self.pipeline)
+        relay = not (pipeline.overrides("process_video") or pipeline.overrides("process_audio"))
+        if relay and self.request.subscribe_url and self.request.publish_url:
+            await self._relay()
+            return
+        chunks_tx, chunks_rx = trio.open_memory_channel[bytes](64)
+        frames_tx, frames_rx = trio.open_memory_channel[MediaFrame](8)
+        encode_tx, encode_rx = trio.open_memory_channel[MediaFrame](8)
+        output_tx, output_rx = trio.open_memory_channel[bytes | object](64)
+        video_slot: LatestSlot[VideoFrame] = LatestSlot()
+        audio_queue: DropOldestOutlet[AudioFrame] = DropOldestOutlet(self.settings.audio_capacity)
+        async with trio.open_nursery() as media:
+            if self.request.subscribe_url:
+                media.start_soon(self._subscribe_input, chunks_tx)
+                media.start_soon(self._decode, chunks_rx, frames_tx)
+                media.start_soon(self._route, frames_rx, video_slot, audio_queue)
+            else:
+                await chunks_tx.aclose()
+                await frames_tx.aclose()
+                video_slot.close()
+                audio_queue.close()
+            media.start_soon(self._process_video, video_slot, encode_tx.clone())
+            media.start_soon(self._process_audio, audio_queue, encode_tx)
+            if self.request.publish_url:
+                media.start_soon(encode_ts, encode_rx, output_tx, self.settings.encoder)
+                media.start_soon(self._publish_output, output_rx)
+            else:
+                media.start_soon(self._discard, encode_rx)
+        # Input ended and everything drained through: the stream is over.
+        self.request_stop(StopReason.INPUT_ENDED)
+
+    async def _subscribe_input(self, chunks_tx: trio.MemorySendChannel[bytes]) -> None:
+        url = self.request.subscribe_url
+        assert url is not None
+        async with chunks_tx:
+            try:
+                async with TrickleSubscriber(url, start_seq=-1, client=self.client) as subscriber:
+                    async for segment in subscriber:
+                        async for chunk in segment:
+                            await chunks_tx.send(chunk)
+            except ChannelClosed:
+                self.request_stop(StopReason.INPUT_GONE)
+
+    async def _decode(
+        self,
+        chunks_rx: trio.MemoryReceiveChannel[bytes],
+        frames_tx: trio.MemorySendChannel[MediaFrame],
+    ) -> None:
+        await decode_ts(chunks_rx, frames_tx, device=self.settings.resolved_device())
+
+    async def _route(
+        self,
+        frames_rx: trio.MemoryReceiveChannel[MediaFrame],
+        video_slot: LatestSlot[VideoFrame],
+        audio_queue: DropOldestOutlet[AudioFrame],
+    ) -> None:
+        """Hand decoded frames on without ever waiting for processing (RUN-114)."""
+        counters = self.counters
+        async with frames_rx:
+            async for frame in frames_rx:
+                if isinstance(frame, VideoFrame):
+                    counters.video_in.mark()
+                    if video_slot.put(frame) is not None:
+                        counters.dropped += 1
+                else:
+                    counters.audio_in.mark()
+                    before = audio_queue.dropped
+                    audio_queue.put(frame)
+                    counters.dropped += audio_queue.dropped - before
+        video_slot.close()
+        audio_queue.close()
+
+    async def _process_video(
+        self, slot: LatestSlot[VideoFrame], encode_tx: trio.MemorySendChannel[MediaFrame]
+    ) -> None:
+        last_pts = -math.inf
+        hook = self.pipeline.process_video
+        async with encode_tx:
+            while True:
+                try:
+                    frame = await slot.get()
+                except trio.EndOfChannel:
+                    return
+                result = await self._call_process(hook, frame)
+                if result is None:
+                    continue
+                if result.pts <= last_pts:  # RUN-113: never hand the muxer a step back
+                    self.counters.dropped += 1
+                    continue
+                last_pts = result.pts
+                if self.counters.width is None:
+                    self.counters.height, self.counters.width = result.height, result.width
+                await encode_tx.send(result)
+                self.counters.video_out.mark()
+
+    async def _process_audio(
+        self, queue: DropOldestOutlet[AudioFrame], encode_tx: trio.MemorySendChannel[MediaFrame]
+    ) -> None:
+        last_pts = -math.inf
+        hook = self.pipeline.process_audio
+        async with encode_tx:
+            while batch := await queue.get_batch(16):
+                for frame in batch:
+                    result = await self._call_process(hook, frame)
+                    if result is None:
+                        continue
+                    if result.pts <= last_pts:
+                        self.counters.dropped += 1
+                        continue
+                    last_pts = result.pts
+                    await encode_tx.send(result)
+                    self.counters.audio_out.mark()
+
+    async def _call_process(self, hook: Callable[[Any], Any], frame: Any) -> Any:
+        try:
+            return await call_hook(hook, frame)
+        except Exception as exc:  # RUN-082: drop the frame, keep the stream
+            self.counters.dropped += 1
+            message = f"{hook.__name__} failed: {type(exc).__name__}"
+            log.warning("session %s: %s", self.id, message, exc_info=True)
+            self.report_error(message)
+            return None
+
+    async def _discard(self, rx: trio.MemoryReceiveChannel[MediaFrame]) -> None:
+        async with rx:
+            async for _ in rx:
+                pass
+
+    async def _publish_output(self, output_rx: trio.MemoryReceiveChannel[bytes | object]) -> None:
+        """One trickle segment per GOP, streamed while it is being encoded."""
+        url = self.request.publish_url
+        assert url is not None
+        try:
+            async with (
+                output_rx,
+                TricklePublisher(
+                    url, "video/MP2T", client=self.client, owns_channel=False
+                ) as publisher,
+            ):
+                segment = None
+                async for item in output_rx:
+                    if item is SEGMENT_BOUNDARY or segment is None:
+                        if segment is not None:
+                            await segment.end()
+                        segment = publisher.segment()
+                        await segment.start()
+                        if item is SEGMENT_BOUNDARY:
+                            continue
+                    assert isinstance(item, bytes)
+                    await segment.write(item)
+                if segment is not None:
+                    await segment.end()
+        except ChannelClosed:
+            self.request_stop(StopReason.OUTPUT_GONE)
+
+    async def _relay(self) -> None:
+        """Passthrough without decoding: input segments out byte for byte (RUN-117)."""
+        assert self.request.subscribe_url is not None
+        assert self.request.publish_url is not None
+        try:
+            async with (
+                TrickleSubscriber(
+                    self.request.subscribe_url, start_seq=-1, client=self.client
+                ) as subscriber,
+                TricklePublisher(
+                    self.request.publish_url, "video/MP2T", client=self.client, owns_channel=False
+                ) as publisher,
+            ):
+                async for incoming in subscriber:
+                    async with publisher.segment() as outgoing:
+                        async for chunk in incoming:
+                            await outgoing.write(chunk)
+        except ChannelClosed as exc:
+            gone = StopReason.INPUT_GONE if "subscribe" in str(exc) else StopReason.OUTPUT_GONE
+            self.request_stop(gone)
+            return
+        self.request_stop(StopReason.INPUT_ENDED)

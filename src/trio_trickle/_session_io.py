@@ -1,0 +1,150 @@
+"""The session's JSON channels: control in, events and data out, and the params queue.
+
+Kept apart from :mod:`._session` (the media graph) because each is a small loop
+with its own failure rule: a 404 or end of stream on the control channel stops
+the session (RUN-101), a 404 on events or data stops it too (RUN-102), and a
+malformed control message is skipped, never fatal (RUN-086).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ._client_channels import JsonlWriter
+from ._client_publisher import TricklePublisher
+from ._client_subscriber import TrickleSubscriber
+from ._errors import ChannelClosed, ProtocolError, TrickleError
+from ._wire_channels import ControlMessage, KeepAlive, decode_control
+from ._wire_runner import StopReason
+from ._wire_util import dump_json
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+__all__ = ["ParamsJob", "ParamsQueue"]
+
+log = logging.getLogger("trio_trickle.session")
+
+
+@attrs.define(eq=False)
+class ParamsJob:
+    """One params update waiting for ``on_params_update``.
+
+    HTTP updates wait for their outcome (``done``); control-channel updates do not.
+    """
+
+    params: dict[str, Any]
+    from_control: bool
+    done: trio.Event = attrs.field(factory=trio.Event)
+    error: str | None = None
+
+    def succeed(self) -> None:
+        self.done.set()
+
+    def fail(self, message: str) -> None:
+        self.error = message
+        self.done.set()
+
+
+class ParamsQueue:
+    """Params updates in arrival order; a control update replaces a waiting control
+    update (latest wins, RUN-089), HTTP updates are all kept."""
+
+    def __init__(self) -> None:
+        self._jobs: collections.deque[ParamsJob] = collections.deque()
+        self._wake = trio.Event()
+
+    def put(self, job: ParamsJob) -> None:
+        if job.from_control and self._jobs and self._jobs[-1].from_control:
+            self._jobs[-1] = job
+        else:
+            self._jobs.append(job)
+        self._wake.set()
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    async def next(self) -> ParamsJob:
+        while not self._jobs:
+            self._wake = trio.Event()
+            await self._wake.wait()
+        return self._jobs.popleft()
+
+    def cancel_all(self, message: str) -> None:
+        """Fail every waiting job (the session is stopping)."""
+        while self._jobs:
+            self._jobs.popleft().fail(message)
+
+
+async def control_updates(session: Session) -> None:
+    """Read the control channel: params go to the queue, keepalives are dropped."""
+    limit = session.settings.control_max_bytes
+    try:
+        async with TrickleSubscriber(
+            session.request.control_url, start_seq=-2, client=session.client
+        ) as subscriber:
+            async for segment in subscriber:
+                try:
+                    data = await segment.read_all(limit=limit)
+                    message = decode_control(data, max_bytes=limit)
+                except ProtocolError as exc:  # RUN-086: skip it, keep the stream
+                    log.warning("session %s: control message skipped: %s", session.id, exc)
+                    continue
+                if message is None or isinstance(message, KeepAlive):
+                    continue
+                assert isinstance(message, ControlMessage)
+                session.params_queue.put(ParamsJob(params=dict(message.params), from_control=True))
+    except ChannelClosed:
+        pass
+    session.request_stop(StopReason.CONTROL_GONE)
+
+
+async def write_events(session: Session) -> None:
+    """Drain the events outlet, one JSON object per segment, until it closes."""
+    outlet = session.outlets.events
+    try:
+        async with TricklePublisher(
+            session.request.events_url,
+            "application/json",
+            client=session.client,
+            owns_channel=False,
+        ) as publisher:
+            while batch := await outlet.get_batch():
+                for envelope in batch:
+                    await publisher.write_segment(dump_json(envelope))
+    except ChannelClosed:
+        session.request_stop(StopReason.OUTPUT_GONE)
+    except TrickleError as exc:
+        log.warning("session %s: events channel failed: %s", session.id, exc)
+        session.request_stop(StopReason.OUTPUT_GONE)
+    finally:
+        outlet.close()
+
+
+async def write_data(session: Session) -> None:
+    """Drain the data outlet as JSONL with time-rotated segments."""
+    outlet = session.outlets.data
+    assert outlet is not None
+    assert session.request.data_url is not None
+    try:
+        async with JsonlWriter(
+            session.request.data_url,
+            client=session.client,
+            segment_interval=session.settings.data_segment_interval,
+            owns_channel=False,
+        ) as writer:
+            while batch := await outlet.get_batch():
+                for record in batch:
+                    await writer.write(record)
+    except ChannelClosed:
+        session.request_stop(StopReason.OUTPUT_GONE)
+    except TrickleError as exc:
+        log.warning("session %s: data channel failed: %s", session.id, exc)
+        session.request_stop(StopReason.OUTPUT_GONE)
+    finally:
+        outlet.close()

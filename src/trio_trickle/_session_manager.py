@@ -1,0 +1,176 @@
+"""The sessions of one runner: admission, lookup, params, stop, shutdown.
+
+The manager owns one nursery in which every session runs. Sessions are
+shielded from the manager's own cancellation so that a runner shutting down
+stops each stream *gracefully* (reason ``shutdown``, ``on_stream_stop`` once,
+RUN-105) within the stop deadline, and only then cancels what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import attrs
+import httpx
+import trio
+
+from ._client_http import create_http_client
+from ._errors import ProtocolError
+from ._live_pipeline import LivePipeline
+from ._session import Session, SessionSettings, StartFailed
+from ._session_io import ParamsJob
+from ._wire_runner import StopReason, StreamStartRequest
+
+__all__ = ["StreamManager"]
+
+log = logging.getLogger("trio_trickle.session")
+
+
+class StreamManager:
+    """Runs up to ``capacity`` :class:`Session` objects for one pipeline."""
+
+    def __init__(
+        self,
+        pipeline: LivePipeline,
+        *,
+        capacity: int = 1,
+        start_timeout: float = 5.0,
+        stop_timeout: float = 5.0,
+        settings: SessionSettings | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.pipeline = pipeline
+        self.capacity = capacity
+        self.settings = attrs.evolve(
+            settings or SessionSettings(), start_timeout=start_timeout, stop_timeout=stop_timeout
+        )
+        self._client = client
+        self._sessions: dict[str, Session] = {}
+        self._nursery: trio.Nursery | None = None
+        #: Message of the most recent session failure or hook exception (RUN-072).
+        self.last_error: str | None = None
+
+    @property
+    def active_count(self) -> int:
+        return len(self._sessions)
+
+    def sessions(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    def _record_error(self, message: str) -> None:
+        self.last_error = message
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the sessions until cancelled; then stop them all with reason ``shutdown``."""
+        owned = self._client is None
+        client = self._client or create_http_client()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._client = client
+                task_status.started()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._shutdown()
+        finally:
+            self._nursery = None
+            if owned:
+                with trio.CancelScope(shield=True):
+                    await client.aclose()
+                self._client = None
+
+    async def _shutdown(self) -> None:
+        for session in self.sessions():
+            session.request_stop(StopReason.SHUTDOWN)
+        with trio.move_on_after(self.settings.stop_timeout):
+            for session in self.sessions():
+                await session.wait_done()
+        for session in self.sessions():
+            session.abandon()
+
+    async def _run_session(
+        self, session: Session, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            # Shielded: only request_stop/abandon end a session, never a stray cancel.
+            with trio.CancelScope(shield=True):
+                await session.run(task_status=task_status)
+        except StartFailed:
+            raise
+        except Exception:  # run() handles its own failures; this is a last line
+            log.exception("session %s crashed", session.id)
+        finally:
+            if self._sessions.get(session.id) is session:
+                del self._sessions[session.id]
+
+    # -- the API the runner app calls -------------------------------------------
+
+    async def start(self, request: StreamStartRequest) -> None:
+        """Start a session; returns once ``on_stream_start`` returned (RUN-053)."""
+        nursery, client = self._nursery, self._client
+        if nursery is None or client is None:
+            raise ProtocolError("the runner is not serving streams", status=503)
+        if request.gateway_request_id in self._sessions:
+            raise ProtocolError(
+                f"stream {request.gateway_request_id!r} is already running", status=409
+            )
+        if len(self._sessions) >= self.capacity:
+            raise ProtocolError(f"at capacity ({self.capacity} streams)", status=503)
+        session = Session(
+            request,
+            self.pipeline,
+            client=client,
+            settings=self.settings,
+            on_error=self._record_error,
+        )
+        self._sessions[session.id] = session
+        try:
+            await nursery.start(self._run_session, session)
+        except StartFailed as exc:
+            raise ProtocolError(str(exc), status=500) from None
+        finally:
+            if session.done and self._sessions.get(session.id) is session:
+                del self._sessions[session.id]
+
+    def _pick(self, stream_id: str | None) -> Session | None:
+        if stream_id is not None:
+            return self._sessions.get(stream_id)
+        if len(self._sessions) > 1:
+            raise ProtocolError("several streams are running: send X-Stream-Id", status=400)
+        return next(iter(self._sessions.values()), None)
+
+    async def update_params(self, params: dict[str, Any], stream_id: str | None) -> None:
+        """Apply params through the session's own queue, so hooks run in its context."""
+        session = self._pick(stream_id)
+        if session is None or session.done:
+            raise ProtocolError("no such stream is running", status=404)
+        job = ParamsJob(params=dict(params), from_control=False)
+        session.params_queue.put(job)
+        await job.done.wait()
+        if job.error is not None:
+            raise ProtocolError(job.error, status=500)
+
+    async def stop(self, stream_id: str | None, reason: str | None) -> None:
+        """Stop a session and wait for its teardown; nothing running is fine (RUN-066)."""
+        session = self._pick(stream_id)
+        if session is None:
+            return
+        session.request_stop(StopReason.STOP_REQUESTED, reason)
+        with trio.move_on_after(self.settings.stop_timeout):
+            await session.wait_done()
+            return
+        log.warning("session %s: teardown outlived the stop deadline; cancelling", session.id)
+        session.abandon()
+        with trio.move_on_after(1.0):
+            await session.wait_done()
+
+    def status(self, stream_id: str | None) -> list[dict[str, Any]]:
+        if stream_id is not None:
+            session = self._sessions.get(stream_id)
+            return [] if session is None else [session.status()]
+        return [session.status() for session in self._sessions.values()]
