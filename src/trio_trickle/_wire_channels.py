@@ -387,6 +387,9 @@ class JsonlDecoder:
                 continue
             where = f"JSONL line {self._line_no}"
             value = parse_json(line, where)
+            problem = _json_problem(value)
+            if problem is not None:
+                raise InvalidMessage(f"{where}: {problem}")
             if self.objects_only:
                 value = dict(expect_object(value, where))
             return True, value

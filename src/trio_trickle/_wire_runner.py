@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ._errors import InvalidMessage
-from ._wire_util import dump_json, expect_object, get_str, parse_json
+from ._wire_util import dump_json, expect_object, get_str, instance_of, optional, parse_json
 
 __all__ = [
     "HEADER_STREAM_ID",
@@ -48,7 +48,7 @@ __all__ = [
 
 #: Sent by the orchestrator on every worker call; names the session a call targets.
 HEADER_STREAM_ID = "X-Stream-Id"
-#: Terminates every SSE response of a generator ``predict`` (RUN-026).
+#: Terminates every SSE response of a generator ``predict`` (RUN-031).
 SSE_DONE = b"data: [DONE]\n\n"
 MAX_STOP_REASON_LENGTH = 1024
 MAX_ERROR_MESSAGE_LENGTH = 4096
@@ -74,7 +74,7 @@ class SessionState(enum.StrEnum):
 
 
 class StopReason(enum.StrEnum):
-    """Why a live session ended; carried by the ``stream_stopped`` event (RUN-073)."""
+    """Why a live session ended; carried by the ``stream_stopped`` event (RUN-100)."""
 
     STOP_REQUESTED = "stop_requested"
     INPUT_ENDED = "input_ended"
@@ -91,32 +91,36 @@ class StopReason(enum.StrEnum):
 
 
 def is_plain_json(value: object) -> bool:
-    """True if ``value`` is built only from None/bool/int/finite float/str/list/str-keyed dict."""
-    stack = [value]
+    """True if ``value`` is built only from None/bool/int/finite float/str/list/str-keyed dict.
+
+    Iterative, so deep input cannot exhaust the stack; a container that contains
+    itself is refused (json.dumps would fail on it), a container shared by two
+    parents is fine.
+    """
+    done = object()  # marker: leave the container pushed just below it
+    stack: list[object] = [value]
+    on_path: set[int] = set()
     while stack:
         item = stack.pop()
+        if item is done:
+            on_path.discard(id(stack.pop()))
+            continue
         if item is None or isinstance(item, bool | int | str):
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
                 return False
             continue
-        if isinstance(item, list):
-            stack.extend(item)
-            continue
-        if isinstance(item, dict):
-            if not all(isinstance(k, str) for k in item):
-                return False
-            stack.extend(item.values())
-            continue
-        return False
+        if not isinstance(item, list | dict):
+            return False
+        if id(item) in on_path:
+            return False
+        if isinstance(item, dict) and not all(isinstance(k, str) for k in item):
+            return False
+        on_path.add(id(item))
+        stack.extend((item, done))
+        stack.extend(item.values() if isinstance(item, dict) else item)
     return True
-
-
-def plain_json(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Validator: a plain JSON value (see :func:`is_plain_json`)."""
-    if not is_plain_json(value):
-        raise InvalidMessage(f"{attribute.name}: must be plain JSON (lists, str-keyed dicts)")
 
 
 def plain_json_object(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -266,7 +270,7 @@ class ErrorResponse:
 class HealthResponse:
     """``GET /health`` body: ``{"status": "LOADING"|"OK"|"ERROR"|"IDLE"}`` (RUN-009)."""
 
-    status: HealthStatus = attrs.field(validator=attrs.validators.instance_of(HealthStatus))
+    status: HealthStatus = attrs.field(validator=instance_of(HealthStatus))
 
     def to_wire(self) -> dict[str, Any]:
         return {"status": self.status.value}
@@ -315,12 +319,12 @@ class PredictRequest:
 
 
 def encode_sse_data(value: object) -> bytes:
-    """One SSE event carrying ``value`` as compact JSON: ``data: <json>\\n\\n`` (RUN-025)."""
+    """One SSE event carrying ``value`` as compact JSON: ``data: <json>\\n\\n`` (RUN-030)."""
     return b"data: " + dump_json(value) + b"\n\n"
 
 
 def encode_sse_error(message: str) -> bytes:
-    """The event sent when a streaming ``predict`` raises mid-stream (RUN-027)."""
+    """The event sent when a streaming ``predict`` raises mid-stream (RUN-032)."""
     return encode_sse_data({"error": message})
 
 
@@ -393,7 +397,7 @@ class StreamStartRequest:
         return {k: v for k, v in urls.items() if v is not None}
 
     def effective_params(self) -> dict[str, Any]:
-        """What ``on_stream_start`` receives: the params, or ``{}`` for null (RUN-060)."""
+        """What ``on_stream_start`` receives: the params, or ``{}`` for null (RUN-074)."""
         return dict(self.params) if self.params is not None else {}
 
     def to_wire(self) -> dict[str, Any]:
@@ -454,7 +458,7 @@ class StreamStartResponse:
 
 @attrs.frozen(kw_only=True)
 class LiveVideoToVideoResponse:
-    """``200`` body of the ai-runner alias ``POST /live-video-to-video`` (RUN-044).
+    """``200`` body of the ai-runner alias ``POST /live-video-to-video`` (RUN-056).
 
     ai-runner answers with its channel URLs all empty; go-livepeer's generated
     client decodes exactly these three fields.
@@ -494,7 +498,7 @@ class StreamParamsRequest:
 
     @property
     def is_keepalive(self) -> bool:
-        """True for the gateway's control keepalive ``{"keep":"alive"}`` (RUN-064)."""
+        """True for the gateway's control keepalive ``{"keep":"alive"}`` (RUN-085)."""
         return self.params == {"keep": "alive"}
 
     def to_wire(self) -> dict[str, Any]:
@@ -544,7 +548,7 @@ class StreamStopRequest:
     """``POST /stream/stop`` body reduced to an optional human-readable reason.
 
     go-livepeer sends client JSON, a bare text such as ``stream ended``, or no
-    body at all, so decoding never fails (RUN-051, RUN-052).
+    body at all, so decoding never fails (RUN-064, RUN-065).
     """
 
     reason: str | None = attrs.field(default=None, validator=_stop_reason)
@@ -595,7 +599,7 @@ _FPS_KEYS = ("ingress_video_fps", "ingress_audio_fps", "egress_video_fps", "egre
 
 @attrs.frozen(kw_only=True)
 class StreamFps:
-    """Windowed frame rates with pytrickle's FPSMeter key names (RUN-048)."""
+    """Windowed frame rates with pytrickle's FPSMeter key names (RUN-070)."""
 
     ingress_video_fps: float = attrs.field(default=0.0, validator=_rate)
     ingress_audio_fps: float = attrs.field(default=0.0, validator=_rate)
@@ -621,7 +625,7 @@ class SessionStatus:
     """One active live session as ``GET /stream/status`` lists it."""
 
     gateway_request_id: str = attrs.field(validator=_text(MAX_ID_LENGTH))
-    state: SessionState = attrs.field(validator=attrs.validators.instance_of(SessionState))
+    state: SessionState = attrs.field(validator=instance_of(SessionState))
     started_at_ms: int = attrs.field(validator=_count)
     params: dict[str, Any] | None = attrs.field(default=None, validator=_optional_object)
     fps: StreamFps = attrs.field(factory=StreamFps)
@@ -681,13 +685,13 @@ def _sessions_fit(inst: StreamStatusResponse, attribute: attrs.Attribute[Any], v
 
 @attrs.frozen(kw_only=True)
 class StreamStatusResponse:
-    """``GET /stream/status`` body (RUN-056): health, capacity, active sessions, last failure."""
+    """``GET /stream/status`` body (RUN-069): health, capacity, active sessions, last failure."""
 
-    status: HealthStatus = attrs.field(validator=attrs.validators.instance_of(HealthStatus))
+    status: HealthStatus = attrs.field(validator=instance_of(HealthStatus))
     capacity: int = attrs.field(default=1, validator=_capacity)
     sessions: tuple[SessionStatus, ...] = attrs.field(default=(), validator=_sessions_fit)
     last_error: str | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_text(MAX_ERROR_MESSAGE_LENGTH))
+        default=None, validator=optional(_text(MAX_ERROR_MESSAGE_LENGTH))
     )
 
     def to_wire(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import attrs
 
 from ._errors import InvalidMessage, PayloadTooLarge
 from ._wire_runner import is_plain_json, plain_json_object
-from ._wire_util import dump_json, expect_object, get_bool, get_str, parse_json
+from ._wire_util import dump_json, expect_object, get_bool, get_str, instance_of, parse_json
 
 __all__ = [
     "DEFAULT_CLIENT_SOURCE",
@@ -64,10 +64,10 @@ __all__ = [
 ]
 
 ENVELOPE_TYPE = "stream_trace"
-#: ``type`` of the events-channel message that carries one telemetry event (TEL-030).
+#: ``type`` of the events-channel message that carries one telemetry event (TEL-040).
 RELAY_TYPE = "telemetry"
 DEFAULT_CLIENT_SOURCE = "trio-trickle"
-#: Largest encoded envelope a relay or sink accepts (TEL-009).
+#: Largest encoded envelope a relay or sink accepts (TEL-014).
 MAX_EVENT_BYTES = 64 * 1024
 
 EVENT_RUNNER_READY = "runner_ready"
@@ -124,7 +124,7 @@ KNOWN_ERROR_TYPES = frozenset(
     }
 )
 
-#: Keys of ``data`` that the envelope owns; metadata may never use them (TEL-012).
+#: Keys of ``data`` that the envelope owns; metadata may never use them (TEL-011).
 RESERVED_DATA_KEYS = frozenset(
     {
         "type",
@@ -263,7 +263,7 @@ class TelemetryError:
     error_type: str = attrs.field(validator=_name)
     message: str = attrs.field(default="", validator=_short_text(_MAX_MESSAGE))
     exception_type: str | None = attrs.field(default=None, validator=_optional_text(_MAX_ID))
-    recoverable: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    recoverable: bool = attrs.field(default=False, validator=instance_of(bool))
     extra: dict[str, Any] = attrs.field(factory=dict, validator=_error_extra)
 
     def to_wire(self) -> dict[str, Any]:
@@ -305,7 +305,7 @@ class TelemetryEvent:
 
     ``timestamp_ms`` is the envelope ``timestamp`` and ``data_timestamp_ms`` the
     ``data.timestamp``; ``stamp`` sets both to the same instant, and decoding
-    keeps both so a relayed event is re-emitted exactly (TEL-020).
+    keeps both so a relayed event is re-emitted exactly (TEL-022).
     """
 
     id: str = attrs.field(validator=_event_id)
@@ -340,7 +340,7 @@ class TelemetryEvent:
         error: TelemetryError | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> TelemetryEvent:
-        """Create an event at its source: a fresh uuid4 id and one timestamp (TEL-002, TEL-020).
+        """Create an event at its source: a fresh uuid4 id and one timestamp (TEL-002, TEL-021).
 
         ``clock_ms`` returns wall-clock epoch milliseconds and ``new_id`` a UUID
         (``uuid.uuid4`` in production); passing them in keeps this pure. Known
@@ -430,7 +430,7 @@ class TelemetryEvent:
         )
 
     def to_bytes(self) -> bytes:
-        """Compact JSON of the envelope; larger than MAX_EVENT_BYTES is refused (TEL-009)."""
+        """Compact JSON of the envelope; larger than MAX_EVENT_BYTES is refused (TEL-014)."""
         raw = dump_json(self.to_wire())
         if len(raw) > MAX_EVENT_BYTES:
             raise PayloadTooLarge(f"telemetry event {self.id} is {len(raw)} bytes")
@@ -443,7 +443,7 @@ class TelemetryEvent:
         return cls.from_wire(parse_json(data, "telemetry event"))
 
     def kafka_record(self) -> tuple[bytes, bytes]:
-        """``(key, value)`` for Kafka: the event id as key, the envelope JSON as value (TEL-061)."""
+        """``(key, value)`` for Kafka: the event id as key, the envelope JSON as value (TEL-076)."""
         return self.id.encode("ascii"), self.to_bytes()
 
 
@@ -451,11 +451,11 @@ class TelemetryEvent:
 class TelemetryRelay:
     """Events-channel message carrying one event: ``{"type":"telemetry","event":{...}}``."""
 
-    event: TelemetryEvent = attrs.field(validator=attrs.validators.instance_of(TelemetryEvent))
+    event: TelemetryEvent = attrs.field(validator=instance_of(TelemetryEvent))
 
     @staticmethod
     def is_relay(obj: object) -> bool:
-        """Cheap dispatch test for an events-channel reader (TEL-032)."""
+        """Cheap dispatch test for an events-channel reader (TEL-041)."""
         return isinstance(obj, dict) and obj.get("type") == RELAY_TYPE
 
     def to_wire(self) -> dict[str, Any]:
@@ -488,7 +488,7 @@ def _batch_events(_inst: object, attribute: attrs.Attribute[Any], value: object)
 
 @attrs.frozen(kw_only=True)
 class TelemetryBatch:
-    """HttpSink request body: ``{"events": [envelope, ...]}`` in emission order (TEL-042)."""
+    """HttpSink request body: ``{"events": [envelope, ...]}`` in emission order (TEL-052)."""
 
     events: tuple[TelemetryEvent, ...] = attrs.field(validator=_batch_events)
 
@@ -503,7 +503,7 @@ class TelemetryBatch:
         return cls(events=tuple(TelemetryEvent.from_wire(e) for e in items))
 
     def split(self) -> tuple[TelemetryBatch, TelemetryBatch]:
-        """Halve a batch the server refused as too large (TEL-048); order is kept."""
+        """Halve a batch the server refused as too large (TEL-060); order is kept."""
         if len(self.events) < 2:
             raise ValueError("a batch of fewer than two events cannot be split")
         mid = len(self.events) // 2
@@ -511,7 +511,7 @@ class TelemetryBatch:
 
 
 def encode_spool(events: Iterable[TelemetryEvent]) -> bytes:
-    """JSONL for the disk spool: one compact envelope per line (TEL-052)."""
+    """JSONL for the disk spool: one compact envelope per line (TEL-062)."""
     return b"".join(dump_json(e.to_wire()) + b"\n" for e in events)
 
 
@@ -519,7 +519,7 @@ def decode_spool(data: bytes) -> tuple[list[TelemetryEvent], int]:
     """Read a spool back; returns the events in order and the count of unreadable lines.
 
     A torn last line (crash mid-write) or any corrupt line is skipped, never fatal
-    (TEL-054).
+    (TEL-067).
     """
     events: list[TelemetryEvent] = []
     bad = 0
@@ -537,7 +537,7 @@ def parse_retry_after(value: str | None, *, now_s: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date), or None.
 
     ``now_s`` is the current epoch time, passed in so the function stays pure. A
-    date in the past gives 0; an unparseable value gives None (TEL-047).
+    date in the past gives 0; an unparseable value gives None (TEL-059).
     """
     if value is None:
         return None
