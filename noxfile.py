@@ -18,7 +18,7 @@ PYTHON = "3.11"
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit, property, stateful and loopback integration tests."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,media,torch]")
     session.run("pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
 
 
@@ -33,14 +33,14 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src."""
-    session.install("-e", ".[lint]")
+    session.install("-e", ".[lint,media,torch]")
     session.run("mypy", "--strict", "src/trio_trickle")
 
 
 @nox.session(python=PYTHON)
 def spec_coverage(session: nox.Session) -> None:
     """List every spec requirement with the tests citing it; fail on an uncited MUST."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,media,torch]")
     session.run("python", "tests/spec_coverage.py")
 
 
@@ -50,7 +50,7 @@ BENCHES = {"trickle": "benchmarks/trickle_bench.py"}
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks, JSON lines on stdout: ``nox -s bench -- trickle [--server-url URL]``."""
-    session.install("-e", ".")
+    session.install("-e", ".[media,torch]")
     name, *rest = session.posargs or ["trickle"]
     if name not in BENCHES:
         session.error(f"unknown benchmark {name!r}; choose from {sorted(BENCHES)}")

@@ -1,0 +1,609 @@
+"""``Pipeline``: the request/response runner, and what its ``predict`` signature means.
+
+The signature of ``predict`` *is* the API: each keyword parameter is a member
+of the ``POST /predict`` JSON body, its annotation says which JSON values it
+takes, its default makes it optional. :class:`PredictSignature` reads the
+signature once, at app build time, and answers three questions from it:
+
+* is a request body acceptable (RUN-020..024: 400 for an unknown member, 422
+  for a missing or mistyped one), and which keyword arguments does it give;
+* what is the JSON Schema of the body and of the response (RUN-036..038);
+* is ``predict`` async, and does it stream (a generator means SSE, RUN-030).
+
+An annotation that no JSON value can satisfy (a custom class, ``bytes``) is
+refused when the app is built, not when the first request fails.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import attrs
+
+from ._errors import ProtocolError
+from ._wire_util import is_plain_json
+
+__all__ = [
+    "JsonType",
+    "Pipeline",
+    "PredictParameter",
+    "PredictSignature",
+    "UnsupportedAnnotation",
+    "compile_annotation",
+    "openapi_document",
+]
+
+
+class Pipeline:
+    """Subclass and define ``predict``; override ``setup`` to load models once.
+
+    ``predict`` may be ``def`` (runs in a worker thread), ``async def``, or a
+    generator of either kind (the response is then a server-sent event stream).
+    Its keyword parameters are the members of the request body.
+    """
+
+    if typing.TYPE_CHECKING:
+        # Declared as an attribute, not a method, so that any signature overrides it.
+        predict: Callable[..., Any]
+
+    def setup(self) -> None:
+        """Load models; called once per process, before the first ``predict``."""
+
+
+# -- annotations as JSON types -------------------------------------------------------
+
+JsonKind = Literal[
+    "any", "string", "integer", "number", "boolean", "null", "array", "object", "union", "enum"
+]
+
+_JSON_NAMES: dict[type, str] = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def json_type_name(value: object) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    for kind, name in _JSON_NAMES.items():
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+class _Mismatch(Exception):
+    def __init__(self, path: str, expected: str, value: object) -> None:
+        super().__init__(f"{path}: expected {expected}, got {json_type_name(value)}")
+
+
+@attrs.frozen
+class JsonType:
+    """A compiled annotation: checks JSON values and describes them in JSON Schema."""
+
+    kind: JsonKind
+    label: str
+    #: Array items or object values.
+    item: JsonType | None = None
+    #: Union members.
+    options: tuple[JsonType, ...] = ()
+    #: Literal values.
+    values: tuple[Any, ...] = ()
+
+    def convert(self, value: object, path: str) -> Any:
+        """``value`` if it fits (ints widened to float for ``float``), else ``_Mismatch``."""
+        kind = self.kind
+        if kind == "any":
+            return value
+        if kind == "string" and isinstance(value, str):
+            return value
+        if kind == "boolean" and isinstance(value, bool):
+            return value
+        if kind == "null" and value is None:
+            return None
+        if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if kind == "array" and isinstance(value, list):
+            assert self.item is not None
+            return [self.item.convert(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if kind == "object" and isinstance(value, dict):
+            assert self.item is not None
+            return {k: self.item.convert(v, f"{path}.{k}") for k, v in value.items()}
+        if kind == "union":
+            for option in self.options:
+                try:
+                    return option.convert(value, path)
+                except _Mismatch:
+                    continue
+        if kind == "enum" and any(type(v) is type(value) and v == value for v in self.values):
+            return value
+        raise _Mismatch(path, self.label, value)
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON Schema of this type (RUN-037)."""
+        if self.kind == "any":
+            return {}
+        if self.kind == "array":
+            assert self.item is not None
+            return {"type": "array", "items": self.item.schema()}
+        if self.kind == "object":
+            assert self.item is not None
+            return {"type": "object", "additionalProperties": self.item.schema()}
+        if self.kind == "union":
+            return {"anyOf": [option.schema() for option in self.options]}
+        if self.kind == "enum":
+            return {"enum": list(self.values)}
+        return {"type": self.kind}
+
+
+ANY = JsonType("any", "any JSON value")
+_SCALARS: dict[object, JsonType] = {
+    str: JsonType("string", "string"),
+    int: JsonType("integer", "integer"),
+    float: JsonType("number", "number"),
+    bool: JsonType("boolean", "boolean"),
+    None: JsonType("null", "null"),
+    type(None): JsonType("null", "null"),
+}
+_SEQUENCES = (list, collections.abc.Sequence, collections.abc.MutableSequence)
+_MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
+_ITERATORS = (
+    collections.abc.Iterator,
+    collections.abc.Iterable,
+    collections.abc.Generator,
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncIterable,
+    collections.abc.AsyncGenerator,
+)
+
+
+class UnsupportedAnnotation(TypeError):
+    """An annotation no JSON value can satisfy."""
+
+
+def compile_annotation(annotation: object) -> JsonType:
+    """Compile a parameter annotation; raises :class:`UnsupportedAnnotation` (a TypeError).
+
+    Supported: no annotation, ``Any``, ``object``, ``str``, ``int``, ``float``,
+    ``bool``, ``None``, ``list[T]`` / ``Sequence[T]``, ``dict[str, T]`` /
+    ``Mapping[str, T]``, unions (``X | None``), ``Literal[...]`` of JSON scalars,
+    ``Annotated[T, ...]``.
+    """
+    if annotation is inspect.Parameter.empty or annotation is Any or annotation is object:
+        return ANY
+    scalar = _SCALARS.get(annotation) if isinstance(annotation, typing.Hashable) else None
+    if scalar is not None:
+        return scalar
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return compile_annotation(args[0])
+    if annotation in _SEQUENCES or origin in _SEQUENCES:
+        item = compile_annotation(args[0]) if args else ANY
+        return JsonType("array", f"list[{item.label}]", item=item)
+    if annotation in _MAPPINGS or origin in _MAPPINGS:
+        if args and args[0] is not str:
+            raise UnsupportedAnnotation(f"{annotation!r}: JSON object keys are strings")
+        item = compile_annotation(args[1]) if args else ANY
+        return JsonType("object", f"dict[str, {item.label}]", item=item)
+    if origin is typing.Union or origin is types.UnionType:
+        options = tuple(compile_annotation(arg) for arg in args)
+        return JsonType("union", " | ".join(o.label for o in options), options=options)
+    if origin is Literal:
+        if not all(v is None or isinstance(v, str | int | bool) for v in args):
+            raise UnsupportedAnnotation(f"{annotation!r}: Literal values must be JSON scalars")
+        return JsonType("enum", "one of " + ", ".join(map(repr, args)), values=tuple(args))
+    raise UnsupportedAnnotation(
+        f"{annotation!r} cannot be read from JSON; use str, int, float, bool, None, "
+        "list[...], dict[str, ...], a union, Literal[...] or Any"
+    )
+
+
+def _lenient(annotation: object) -> JsonType:
+    """For return types: document what we can, ``{}`` for anything else."""
+    try:
+        return compile_annotation(annotation)
+    except UnsupportedAnnotation:
+        return ANY
+
+
+# -- the predict signature ----------------------------------------------------------
+
+_REQUIRED: Any = object()
+#: Longest list of names quoted in one error message.
+_MAX_NAMES = 20
+
+
+def _names(names: collections.abc.Iterable[str]) -> str:
+    listed = sorted(names)
+    text = ", ".join(repr(n[:64]) for n in listed[:_MAX_NAMES])
+    return text + (", ..." if len(listed) > _MAX_NAMES else "")
+
+
+@attrs.frozen
+class PredictParameter:
+    """One keyword parameter of ``predict``: a member of the request body."""
+
+    name: str
+    type: JsonType
+    default: Any = _REQUIRED
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def schema(self) -> dict[str, Any]:
+        schema = self.type.schema()
+        if not self.required and is_plain_json(self.default):
+            schema = {**schema, "default": self.default}
+        return schema
+
+
+@attrs.frozen
+class PredictSignature:
+    """What a ``predict`` function accepts and returns, read once from its signature."""
+
+    parameters: tuple[PredictParameter, ...]
+    #: The value type of ``**kwargs``, or None when unknown members are refused.
+    extra: JsonType | None
+    #: A generator (sync or async): the response is an SSE stream (RUN-030).
+    streaming: bool
+    #: ``async def`` (coroutine or async generator): runs on the event loop.
+    is_async: bool
+    #: The return type, or the item type of a stream.
+    returns: JsonType
+
+    @classmethod
+    def from_function(cls, fn: Callable[..., Any]) -> PredictSignature:
+        """Read ``fn`` (usually the bound ``pipeline.predict``); TypeError if unusable."""
+        try:
+            signature = inspect.signature(fn, eval_str=True)
+        except (NameError, SyntaxError, TypeError, ValueError) as exc:
+            raise TypeError(f"cannot read the signature of predict: {exc}") from exc
+        parameters: list[PredictParameter] = []
+        extra: JsonType | None = None
+        for p in signature.parameters.values():
+            where = f"predict parameter {p.name!r}"
+            try:
+                json_type = compile_annotation(p.annotation)
+            except UnsupportedAnnotation as exc:
+                raise UnsupportedAnnotation(f"{where}: {exc}") from None
+            if p.kind is p.POSITIONAL_ONLY:
+                raise TypeError(f"{where} is positional-only; a JSON body can only pass keywords")
+            if p.kind is p.VAR_POSITIONAL:
+                continue
+            if p.kind is p.VAR_KEYWORD:
+                extra = json_type
+                continue
+            default = _REQUIRED if p.default is p.empty else p.default
+            parameters.append(PredictParameter(p.name, json_type, default))
+        target = inspect.unwrap(fn)
+        is_asyncgen = inspect.isasyncgenfunction(target)
+        streaming = is_asyncgen or inspect.isgeneratorfunction(target)
+        returns = signature.return_annotation
+        if streaming:
+            args = typing.get_args(returns)
+            origin = typing.get_origin(returns)
+            returns = args[0] if origin in _ITERATORS and args else inspect.Parameter.empty
+        return cls(
+            parameters=tuple(parameters),
+            extra=extra,
+            streaming=streaming,
+            is_async=is_asyncgen or inspect.iscoroutinefunction(target),
+            returns=_lenient(returns),
+        )
+
+    def bind(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments for ``predict`` from a decoded body, or ProtocolError.
+
+        400 for members ``predict`` does not take (RUN-024), 422 for a missing
+        required parameter (RUN-022) or a value of the wrong type (RUN-023).
+        """
+        known = {p.name: p for p in self.parameters}
+        unknown = [name for name in arguments if name not in known]
+        if unknown and self.extra is None:
+            accepted = _names(known) or "no members"
+            raise ProtocolError(
+                f"unknown member(s) {_names(unknown)}; predict takes {accepted}", status=400
+            )
+        missing = [p.name for p in self.parameters if p.required and p.name not in arguments]
+        if missing:
+            raise ProtocolError(f"missing required member(s) {_names(missing)}", status=422)
+        kwargs: dict[str, Any] = {}
+        try:
+            for name, value in arguments.items():
+                parameter = known.get(name)
+                json_type = parameter.type if parameter is not None else self.extra
+                assert json_type is not None
+                kwargs[name] = json_type.convert(value, name[:64])
+        except _Mismatch as exc:
+            raise ProtocolError(f"invalid member {exc}", status=422) from None
+        return kwargs
+
+    def request_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the ``POST /predict`` body (RUN-036)."""
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {p.name: p.schema() for p in self.parameters},
+            "required": [p.name for p in self.parameters if p.required],
+            "additionalProperties": False if self.extra is None else self.extra.schema(),
+        }
+        return schema
+
+    def response_content(self) -> dict[str, Any]:
+        """The OpenAPI ``content`` of a 200 answer (RUN-038)."""
+        if self.streaming:
+            return {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": (
+                            "Server-sent events: one `data: <JSON>` event per yielded value, "
+                            '`data: {"error": ...}` if predict fails mid-stream, '
+                            "then `data: [DONE]`."
+                        ),
+                    },
+                    "x-item-schema": self.returns.schema(),
+                }
+            }
+        return {"application/json": {"schema": self.returns.schema()}}
+
+
+# -- OpenAPI ----------------------------------------------------------------------
+
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+_STREAM_ID = {
+    "name": "X-Stream-Id",
+    "in": "header",
+    "required": False,
+    "description": "gateway_request_id of the target session (RUN-058)",
+    "schema": {"type": "string"},
+}
+_URL = {"type": "string", "format": "uri", "pattern": "^https?://"}
+
+_COMPONENTS: dict[str, Any] = {
+    "ErrorResponse": {
+        "type": "object",
+        "properties": {
+            "detail": {
+                "type": "object",
+                "properties": {"msg": {"type": "string", "minLength": 1}},
+                "required": ["msg"],
+            }
+        },
+        "required": ["detail"],
+    },
+    "HealthResponse": {
+        "type": "object",
+        "properties": {"status": {"enum": ["LOADING", "OK", "ERROR", "IDLE"]}},
+        "required": ["status"],
+    },
+}
+
+_LIVE_COMPONENTS: dict[str, Any] = {
+    "StreamStartRequest": {
+        "type": "object",
+        "properties": {
+            "gateway_request_id": {"type": "string", "minLength": 1, "maxLength": 256},
+            "control_url": _URL,
+            "events_url": _URL,
+            "subscribe_url": _URL,
+            "publish_url": _URL,
+            "data_url": _URL,
+            "params": {"anyOf": [{"type": "object"}, {"type": "null"}]},
+        },
+        "required": ["gateway_request_id", "control_url", "events_url"],
+        "additionalProperties": True,
+    },
+    "StreamStartResponse": {
+        "type": "object",
+        "properties": {"status": {"const": "started"}, "gateway_request_id": {"type": "string"}},
+        "required": ["status", "gateway_request_id"],
+    },
+    "LiveVideoToVideoResponse": {
+        "type": "object",
+        "properties": {
+            k: {"type": "string"} for k in ("publish_url", "subscribe_url", "control_url")
+        },
+        "required": ["publish_url", "subscribe_url", "control_url"],
+    },
+    "SessionStatus": {
+        "type": "object",
+        "properties": {
+            "gateway_request_id": {"type": "string"},
+            "state": {"enum": ["starting", "running", "stopping"]},
+            "started_at_ms": {"type": "integer"},
+            "params": {"anyOf": [{"type": "object"}, {"type": "null"}]},
+            "fps": {
+                "type": "object",
+                "properties": {
+                    k: {"type": "number"}
+                    for k in (
+                        "ingress_video_fps",
+                        "ingress_audio_fps",
+                        "egress_video_fps",
+                        "egress_audio_fps",
+                    )
+                },
+            },
+            "frames_in": {"type": "integer"},
+            "frames_out": {"type": "integer"},
+            "frames_dropped": {"type": "integer"},
+        },
+    },
+    "StreamStatusResponse": {
+        "type": "object",
+        "properties": {
+            "status": {"enum": ["LOADING", "OK", "ERROR", "IDLE"]},
+            "capacity": {"type": "integer", "minimum": 1},
+            "sessions": {"type": "array", "items": {"$ref": "#/components/schemas/SessionStatus"}},
+            "last_error": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+        "required": ["status", "capacity", "sessions", "last_error"],
+    },
+}
+
+
+def _json(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": dict(schema)}}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "Invalid request",
+        401: "Missing or wrong bearer token",
+        404: "No such session",
+        409: "A session with this id is running",
+        422: "Body does not match predict's parameters",
+        500: "A pipeline hook failed",
+        503: "Loading, failed to load, or at capacity",
+    }
+    return {str(c): {"description": text[c], "content": _json(_ERROR_REF)} for c in codes}
+
+
+def _operation(
+    summary: str,
+    ok: Mapping[str, Any],
+    errors: tuple[int, ...],
+    *,
+    body: Mapping[str, Any] | None = None,
+    stream_id: bool = False,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "responses": {"200": {"description": "OK", "content": dict(ok)}, **_errors(*errors)},
+    }
+    if body is not None:
+        operation["requestBody"] = dict(body)
+    if stream_id:
+        operation["parameters"] = [dict(_STREAM_ID)]
+    return operation
+
+
+def _predict_paths(signature: PredictSignature) -> dict[str, Any]:
+    body = {"required": False, "content": _json(_ref("PredictRequest"))}
+    operation = _operation(
+        "Run predict with the body's members as keyword arguments",
+        signature.response_content(),
+        (400, 422, 500, 503),
+        body=body,
+    )
+    alias = {**operation, "summary": "Alias of POST /predict"}
+    return {
+        "/predict": {"post": {**operation, "operationId": "predict"}},
+        "/run": {"post": {**alias, "operationId": "run"}},
+    }
+
+
+def _live_paths() -> dict[str, Any]:
+    start_body = {"required": True, "content": _json(_ref("StreamStartRequest"))}
+    any_object = {"required": True, "content": _json({"type": "object"})}
+    stop_body = {"required": False, "content": {"*/*": {"schema": {}}}}
+    return {
+        "/stream/start": {
+            "post": _operation(
+                "Start a session",
+                _json(_ref("StreamStartResponse")),
+                (400, 409, 500, 503),
+                body=start_body,
+            )
+        },
+        "/live-video-to-video": {
+            "post": _operation(
+                "Start a session (ai-runner route)",
+                _json(_ref("LiveVideoToVideoResponse")),
+                (400, 409, 500, 503),
+                body=start_body,
+            )
+        },
+        "/stream/params": {
+            "post": _operation(
+                "Update the params of a session",
+                _json({"type": "object", "properties": {"status": {"const": "ok"}}}),
+                (400, 404, 500),
+                body=any_object,
+                stream_id=True,
+            )
+        },
+        "/stream/stop": {
+            "post": _operation(
+                "Stop a session and wait for its teardown (idempotent)",
+                _json({"type": "object", "properties": {"status": {"const": "stopped"}}}),
+                (400,),
+                body=stop_body,
+                stream_id=True,
+            )
+        },
+        "/stream/status": {
+            "get": _operation(
+                "Health, capacity and active sessions",
+                _json(_ref("StreamStatusResponse")),
+                (),
+                stream_id=True,
+            )
+        },
+    }
+
+
+def openapi_document(
+    *, title: str, version: str, signature: PredictSignature | None, secured: bool
+) -> dict[str, Any]:
+    """The OpenAPI 3.1.0 document of a runner (RUN-035): every route it serves.
+
+    ``signature`` is None for a ``LivePipeline`` runner. With ``secured`` every
+    operation but ``/health`` and ``/openapi.json`` requires the bearer token.
+    """
+    schemas = dict(_COMPONENTS)
+    health = _json(_ref("HealthResponse"))
+    paths: dict[str, Any] = {
+        "/health": {
+            "get": {
+                "summary": "LOADING, OK, ERROR or IDLE",
+                "responses": {
+                    "200": {"description": "OK or IDLE", "content": health},
+                    "503": {"description": "LOADING or ERROR", "content": health},
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OK", "content": _json({"type": "object"})}},
+            }
+        },
+    }
+    if signature is not None:
+        schemas["PredictRequest"] = signature.request_schema()
+        paths.update(_predict_paths(signature))
+    else:
+        schemas.update(_LIVE_COMPONENTS)
+        paths.update(_live_paths())
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+    if secured:
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"bearer": []}]
+        for path, item in paths.items():
+            for operation in item.values():
+                if path in ("/health", "/openapi.json"):
+                    operation["security"] = []
+                else:
+                    operation["responses"].update(_errors(401))
+    return document
