@@ -13,12 +13,12 @@ tree rooted in :meth:`Session.run`:
 * **work** (inside a cancel scope that any stop cause cancels): heartbeat,
   control reader, params applier, and the media graph::
 
-      subscribe -> chunks -> decode (thread) -> router -> video slot (latest wins)
+      subscribe -> chunks -> decode (thread) -> router -> video queue (recent wins)
                                                        -> audio queue (drop oldest)
       process_video / process_audio -> pts guard -> encode (thread) -> publish
 
 Every stage is bounded: chunks and frames travel in small memory channels, the
-video slot holds one frame and replaces it (RUN-114), the audio queue holds 100
+video queue keeps a few recent frames and drops stale ones (RUN-114), the audio queue holds 100
 frames and drops the oldest (RUN-115). Audio and video are processed by separate
 tasks, so audio never waits behind video processing (ai-runner#714).
 
@@ -45,13 +45,13 @@ from ._client_publisher import TricklePublisher
 from ._client_subscriber import TrickleSubscriber
 from ._errors import ChannelClosed, TrickleError
 from ._hooks import call_hook
-from ._latest_slot import LatestSlot
 from ._live_pipeline import LivePipeline, StreamOutlets, bind_outlets, unbind_outlets
-from ._media_decode import decode_ts
-from ._media_encode import SEGMENT_BOUNDARY, EncoderSettings, encode_ts
-from ._media_frames import AudioFrame, VideoFrame
+from ._media_decode import DecodeStats, decode_ts
+from ._media_encode import SEGMENT_BOUNDARY, EncoderSettings, TsItem, encode_ts
+from ._media_frames import AudioFrame, MediaError, VideoFrame
 from ._metrics import SessionCounters
 from ._outlet import DropOldestOutlet
+from ._recent_queue import RecentQueue
 from ._session_io import ParamsQueue, control_updates, write_data, write_events
 from ._wire_channel_events import HeartbeatEvent, StatusEvent
 from ._wire_runner import SessionState, StopReason, StreamStartRequest
@@ -86,6 +86,10 @@ class SessionSettings:
     #: Where decoded frames live: "auto" picks CUDA when torch sees a GPU.
     device: str = "auto"
     encoder: EncoderSettings = attrs.field(factory=EncoderSettings)
+    #: Decoded video waiting for ``process_video``: at most this many frames, each
+    #: for at most ``video_max_wait`` seconds; older ones are dropped (RUN-114).
+    video_queue: int = 8
+    video_max_wait: float = 0.25
     #: Bounded queues (RUN-093, RUN-115).
     events_capacity: int = 256
     data_capacity: int = 1000
@@ -94,6 +98,10 @@ class SessionSettings:
     control_max_bytes: int = 1024 * 1024
     #: JSONL data segments rotate this often (CHN-027).
     data_segment_interval: float = 10.0
+    #: Consecutive process_* failures that end the session (RUN-118).
+    max_hook_failures: int = 10
+    #: At most one processing-error event per this many seconds (RUN-083).
+    error_event_interval: float = 10.0
 
     def resolved_device(self) -> str:
         return _default_device() if self.device == "auto" else self.device
@@ -136,6 +144,8 @@ class Session:
         self._outer = trio.CancelScope()
         self._done = trio.Event()
         self._started_monotonic = time.monotonic()
+        self._hook_failures = 0
+        self._last_error_event = -math.inf
         self.params_queue = ParamsQueue()
         self.outlets = StreamOutlets(
             events=DropOldestOutlet(self.settings.events_capacity),
@@ -153,7 +163,14 @@ class Session:
         if self.stop_reason is None:
             self.stop_reason = reason
             self.stop_detail = detail
+        self.params_queue.cancel_all("the stream is stopping")
         self._work.cancel()
+
+    def note_reason(self, reason: StopReason) -> None:
+        """Record why the stream is ending without cancelling the drain in progress."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.params_queue.cancel_all("the stream is stopping")
 
     def abandon(self) -> None:
         """Cancel everything now, teardown included (the stop deadline passed)."""
@@ -245,7 +262,6 @@ class Session:
 
     async def _teardown(self) -> None:
         """``on_stream_stop`` once, ``stream_stopped``, then close the outlets."""
-        self.params_queue.cancel_all("the session stopped")
         with trio.move_on_after(self.settings.stop_timeout) as scope:
             try:
                 await call_hook(self.pipeline.on_stream_stop)
@@ -343,29 +359,33 @@ class Session:
         if relay and self.request.subscribe_url and self.request.publish_url:
             await self._relay()
             return
+        if not self.request.subscribe_url:
+            # Output only: no input to process; the session lives until stopped.
+            await trio.sleep_forever()
         chunks_tx, chunks_rx = trio.open_memory_channel[bytes](64)
         frames_tx, frames_rx = trio.open_memory_channel[MediaFrame](8)
         encode_tx, encode_rx = trio.open_memory_channel[MediaFrame](8)
-        output_tx, output_rx = trio.open_memory_channel[bytes | object](64)
-        video_slot: LatestSlot[VideoFrame] = LatestSlot()
+        video_queue: RecentQueue[VideoFrame] = RecentQueue(
+            self.settings.video_queue, self.settings.video_max_wait
+        )
         audio_queue: DropOldestOutlet[AudioFrame] = DropOldestOutlet(self.settings.audio_capacity)
+        stats = DecodeStats()
         async with trio.open_nursery() as media:
-            if self.request.subscribe_url:
-                media.start_soon(self._subscribe_input, chunks_tx)
-                media.start_soon(self._decode, chunks_rx, frames_tx)
-                media.start_soon(self._route, frames_rx, video_slot, audio_queue)
-            else:
-                await chunks_tx.aclose()
-                await frames_tx.aclose()
-                video_slot.close()
-                audio_queue.close()
-            media.start_soon(self._process_video, video_slot, encode_tx.clone())
+            media.start_soon(self._subscribe_input, chunks_tx)
+            media.start_soon(self._decode, chunks_rx, frames_tx, stats)
+            media.start_soon(self._process_video, video_queue, encode_tx.clone())
             media.start_soon(self._process_audio, audio_queue, encode_tx)
-            if self.request.publish_url:
-                media.start_soon(encode_ts, encode_rx, output_tx, self.settings.encoder)
+            first = await self._route_first(frames_rx, video_queue, audio_queue)
+            if first and self.request.publish_url:
+                # Started once the first frame tells whether the input has audio,
+                # so a video-only stream never waits for audio that will not come.
+                output_tx, output_rx = trio.open_memory_channel[TsItem](64)
+                encoder = attrs.evolve(self.settings.encoder, audio=stats.has_audio)
+                media.start_soon(encode_ts, encode_rx, output_tx, encoder)
                 media.start_soon(self._publish_output, output_rx)
             else:
                 media.start_soon(self._discard, encode_rx)
+            media.start_soon(self._route, frames_rx, video_queue, audio_queue)
         # Input ended and everything drained through: the stream is over.
         self.request_stop(StopReason.INPUT_ENDED)
 
@@ -379,48 +399,86 @@ class Session:
                         async for chunk in segment:
                             await chunks_tx.send(chunk)
             except ChannelClosed:
-                self.request_stop(StopReason.INPUT_GONE)
+                # The input channel is gone (404). What was already received still
+                # drains through to the output; the reason says why it ended.
+                self.note_reason(StopReason.INPUT_GONE)
 
     async def _decode(
         self,
         chunks_rx: trio.MemoryReceiveChannel[bytes],
         frames_tx: trio.MemorySendChannel[MediaFrame],
+        stats: DecodeStats,
     ) -> None:
-        await decode_ts(chunks_rx, frames_tx, device=self.settings.resolved_device())
+        try:
+            await decode_ts(
+                chunks_rx, frames_tx, device=self.settings.resolved_device(), stats=stats
+            )
+        except MediaError:
+            if stats.bytes_in:
+                raise  # bytes came but were not media: the stream failed
+            # The input ended before sending anything: nothing to decode, no failure.
+
+    async def _route_first(
+        self,
+        frames_rx: trio.MemoryReceiveChannel[MediaFrame],
+        video_queue: RecentQueue[VideoFrame],
+        audio_queue: DropOldestOutlet[AudioFrame],
+    ) -> bool:
+        """Route the first frame; False when the input ended without any."""
+        try:
+            frame = await frames_rx.receive()
+        except trio.EndOfChannel:
+            video_queue.close()
+            audio_queue.close()
+            return False
+        self._route_one(frame, video_queue, audio_queue)
+        return True
+
+    def _route_one(
+        self,
+        frame: MediaFrame,
+        video_queue: RecentQueue[VideoFrame],
+        audio_queue: DropOldestOutlet[AudioFrame],
+    ) -> None:
+        counters = self.counters
+        if isinstance(frame, VideoFrame):
+            counters.video_in.mark()
+            counters.dropped += video_queue.put(frame)
+        else:
+            counters.audio_in.mark()
+            before = audio_queue.dropped
+            audio_queue.put(frame)
+            counters.dropped += audio_queue.dropped - before
 
     async def _route(
         self,
         frames_rx: trio.MemoryReceiveChannel[MediaFrame],
-        video_slot: LatestSlot[VideoFrame],
+        video_queue: RecentQueue[VideoFrame],
         audio_queue: DropOldestOutlet[AudioFrame],
     ) -> None:
         """Hand decoded frames on without ever waiting for processing (RUN-114)."""
-        counters = self.counters
+        if video_queue.closed:
+            return
         async with frames_rx:
             async for frame in frames_rx:
-                if isinstance(frame, VideoFrame):
-                    counters.video_in.mark()
-                    if video_slot.put(frame) is not None:
-                        counters.dropped += 1
-                else:
-                    counters.audio_in.mark()
-                    before = audio_queue.dropped
-                    audio_queue.put(frame)
-                    counters.dropped += audio_queue.dropped - before
-        video_slot.close()
+                self._route_one(frame, video_queue, audio_queue)
+        video_queue.close()
         audio_queue.close()
 
     async def _process_video(
-        self, slot: LatestSlot[VideoFrame], encode_tx: trio.MemorySendChannel[MediaFrame]
+        self, slot: RecentQueue[VideoFrame], encode_tx: trio.MemorySendChannel[MediaFrame]
     ) -> None:
         last_pts = -math.inf
         hook = self.pipeline.process_video
         async with encode_tx:
             while True:
+                before = slot.dropped
                 try:
                     frame = await slot.get()
                 except trio.EndOfChannel:
                     return
+                finally:
+                    self.counters.dropped += slot.dropped - before
                 result = await self._call_process(hook, frame)
                 if result is None:
                     continue
@@ -453,20 +511,42 @@ class Session:
 
     async def _call_process(self, hook: Callable[[Any], Any], frame: Any) -> Any:
         try:
-            return await call_hook(hook, frame)
+            result = await call_hook(hook, frame)
         except Exception as exc:  # RUN-082: drop the frame, keep the stream
             self.counters.dropped += 1
+            self._hook_failures += 1
             message = f"{hook.__name__} failed: {type(exc).__name__}"
             log.warning("session %s: %s", self.id, message, exc_info=True)
             self.report_error(message)
+            self._error_event(message)
+            if self._hook_failures >= self.settings.max_hook_failures:
+                self.fail(f"{message} ({self._hook_failures} frames in a row)")
             return None
+        self._hook_failures = 0
+        return result
+
+    def _error_event(self, message: str) -> None:
+        """A recoverable processing error on the events channel, rate-limited (RUN-083)."""
+        now = time.monotonic()
+        if now - self._last_error_event < self.settings.error_event_interval:
+            return
+        self._last_error_event = now
+        event = {
+            "type": "error",
+            "timestamp": _now_ms(),
+            "gateway_request_id": self.id,
+            "error_type": "pipeline_processing_failed",
+            "message": message,
+            "recoverable": True,
+        }
+        self.outlets.events.put({"queue_event_type": "ai_stream_events", "event": event})
 
     async def _discard(self, rx: trio.MemoryReceiveChannel[MediaFrame]) -> None:
         async with rx:
             async for _ in rx:
                 pass
 
-    async def _publish_output(self, output_rx: trio.MemoryReceiveChannel[bytes | object]) -> None:
+    async def _publish_output(self, output_rx: trio.MemoryReceiveChannel[TsItem]) -> None:
         """One trickle segment per GOP, streamed while it is being encoded."""
         url = self.request.publish_url
         assert url is not None

@@ -58,8 +58,12 @@ class ParamsQueue:
     def __init__(self) -> None:
         self._jobs: collections.deque[ParamsJob] = collections.deque()
         self._wake = trio.Event()
+        self._closed_reason: str | None = None
 
     def put(self, job: ParamsJob) -> None:
+        if self._closed_reason is not None:
+            job.fail(self._closed_reason)  # nobody will apply it: answer at once
+            return
         if job.from_control and self._jobs and self._jobs[-1].from_control:
             self._jobs[-1] = job
         else:
@@ -76,7 +80,8 @@ class ParamsQueue:
         return self._jobs.popleft()
 
     def cancel_all(self, message: str) -> None:
-        """Fail every waiting job (the session is stopping)."""
+        """Fail every waiting job and every later one (the session is stopping)."""
+        self._closed_reason = message
         while self._jobs:
             self._jobs.popleft().fail(message)
 

@@ -147,7 +147,7 @@ class StreamManager:
     async def update_params(self, params: dict[str, Any], stream_id: str | None) -> None:
         """Apply params through the session's own queue, so hooks run in its context."""
         session = self._pick(stream_id)
-        if session is None or session.done:
+        if session is None or session.done or session.stop_reason is not None:
             raise ProtocolError("no such stream is running", status=404)
         job = ParamsJob(params=dict(params), from_control=False)
         session.params_queue.put(job)

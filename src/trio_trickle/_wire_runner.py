@@ -1,206 +1,80 @@
-"""Runner HTTP API vocabulary: request and response bodies, headers, SSE framing.
+"""Runner HTTP API vocabulary, the driving half: the request and response bodies.
 
-Pure attrs values; no I/O. The runner app (``Pipeline`` / ``LivePipeline``), the
-orchestrator side that calls it, and the conformance suite all read and write the
-bodies of spec/runner-api.md through this module, so field names, defaults and
-the status of each rejection live in one place. Decoders are lenient the way the
-spec asks (unknown keys kept, ``""`` URLs treated as absent, any stop body
-accepted) and raise only the ``ProtocolError`` family.
+The bodies that make a runner do something (``/predict``, ``/stream/start``,
+``/stream/params``, ``/stream/stop``) and its answers to them. The runner app
+(``Pipeline`` / ``LivePipeline``), the orchestrator side that calls it, BYOC's
+worker call and the conformance suite all read and write the bodies of
+spec/runner-api.md through this module, so field names, defaults and the status
+of each rejection live in one place. Decoders are lenient the way the spec asks
+(unknown keys kept, ``""`` URLs treated as absent, any stop body accepted) and
+raise only the ``ProtocolError`` family.
+
+Health, status, error bodies, SSE framing and header helpers live in
+:mod:`._wire_runner_status`; they are re-exported here so that a runner-side
+caller imports its whole vocabulary from one module.
 """
 
 from __future__ import annotations
 
-import enum
-import math
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 
 from ._errors import InvalidMessage
-from ._wire_util import dump_json, expect_object, get_str, instance_of, optional, parse_json
+from ._wire_runner_status import HEADER_STREAM_ID as HEADER_STREAM_ID
+from ._wire_runner_status import MAX_ERROR_MESSAGE_LENGTH as MAX_ERROR_MESSAGE_LENGTH
+from ._wire_runner_status import MAX_ID_LENGTH
+from ._wire_runner_status import SSE_DONE as SSE_DONE
+from ._wire_runner_status import ErrorResponse as ErrorResponse
+from ._wire_runner_status import HealthResponse as HealthResponse
+from ._wire_runner_status import HealthStatus as HealthStatus
+from ._wire_runner_status import SessionState as SessionState
+from ._wire_runner_status import SessionStatus as SessionStatus
+from ._wire_runner_status import StopReason as StopReason
+from ._wire_runner_status import StreamFps as StreamFps
+from ._wire_runner_status import StreamStatusResponse as StreamStatusResponse
+from ._wire_runner_status import bearer_token as bearer_token
+from ._wire_runner_status import encode_sse_data as encode_sse_data
+from ._wire_runner_status import encode_sse_error as encode_sse_error
+from ._wire_util import (
+    expect_object,
+    fail,
+    get_object,
+    get_opt_str,
+    get_str,
+    http_url,
+    json_object,
+    json_object_without,
+    optional,
+    parse_json,
+    text,
+)
+
+# The SDK app imports this check from here; its one definition is in _wire_util.
+from ._wire_util import is_plain_json as is_plain_json
 
 __all__ = [
-    "HEADER_STREAM_ID",
     "MAX_STOP_REASON_LENGTH",
-    "SSE_DONE",
-    "ErrorResponse",
-    "HealthResponse",
-    "HealthStatus",
     "LiveVideoToVideoResponse",
     "PredictRequest",
-    "SessionState",
-    "SessionStatus",
-    "StopReason",
-    "StreamFps",
     "StreamParamsRequest",
     "StreamParamsResponse",
     "StreamStartRequest",
     "StreamStartResponse",
-    "StreamStatusResponse",
     "StreamStopRequest",
     "StreamStopResponse",
-    "bearer_token",
-    "encode_sse_data",
-    "encode_sse_error",
 ]
 
-#: Sent by the orchestrator on every worker call; names the session a call targets.
-HEADER_STREAM_ID = "X-Stream-Id"
-#: Terminates every SSE response of a generator ``predict`` (RUN-031).
-SSE_DONE = b"data: [DONE]\n\n"
 MAX_STOP_REASON_LENGTH = 1024
-MAX_ERROR_MESSAGE_LENGTH = 4096
-MAX_ID_LENGTH = 256
 MAX_URL_LENGTH = 2048
 
 
-class HealthStatus(enum.StrEnum):
-    """``GET /health`` states, spelled as go-livepeer's HealthCheck and pytrickle do."""
-
-    LOADING = "LOADING"
-    OK = "OK"
-    ERROR = "ERROR"
-    IDLE = "IDLE"
-
-
-class SessionState(enum.StrEnum):
-    """Where one live session is in its life, as ``GET /stream/status`` reports it."""
-
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-
-
-class StopReason(enum.StrEnum):
-    """Why a live session ended; carried by the ``stream_stopped`` event (RUN-100)."""
-
-    STOP_REQUESTED = "stop_requested"
-    INPUT_ENDED = "input_ended"
-    INPUT_GONE = "input_gone"
-    CONTROL_GONE = "control_gone"
-    OUTPUT_GONE = "output_gone"
-    FAILED = "failed"
-    SHUTDOWN = "shutdown"
-
-
-# -- strict JSON values --------------------------------------------------------
-# ``_wire_util.json_value`` trusts json.dumps, which silently turns int keys into
-# strings and tuples into lists; both would break ``from_wire(to_wire(x)) == x``.
-
-
-def is_plain_json(value: object) -> bool:
-    """True if ``value`` is built only from None/bool/int/finite float/str/list/str-keyed dict.
-
-    Iterative, so deep input cannot exhaust the stack; a container that contains
-    itself is refused (json.dumps would fail on it), a container shared by two
-    parents is fine.
-    """
-    done = object()  # marker: leave the container pushed just below it
-    stack: list[object] = [value]
-    on_path: set[int] = set()
-    while stack:
-        item = stack.pop()
-        if item is done:
-            on_path.discard(id(stack.pop()))
-            continue
-        if item is None or isinstance(item, bool | int | str):
-            continue
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return False
-            continue
-        if not isinstance(item, list | dict):
-            return False
-        if id(item) in on_path:
-            return False
-        if isinstance(item, dict) and not all(isinstance(k, str) for k in item):
-            return False
-        on_path.add(id(item))
-        stack.extend((item, done))
-        stack.extend(item.values() if isinstance(item, dict) else item)
-    return True
-
-
-def plain_json_object(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Validator: a dict of plain JSON values."""
-    if not isinstance(value, dict) or not is_plain_json(value):
-        raise InvalidMessage(f"{attribute.name}: must be a JSON object")
-
-
-def _optional_object(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        plain_json_object(inst, attribute, value)
-
-
-def _text(limit: int, *, empty: bool = False) -> Any:
-    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, str) or (not empty and not value):
-            raise InvalidMessage(f"{attribute.name}: must be a non-empty string")
-        if len(value) > limit:
-            raise InvalidMessage(f"{attribute.name}: longer than {limit} characters")
-
-    return check
-
-
-def _http_url(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value or len(value) > MAX_URL_LENGTH:
-        raise InvalidMessage(f"{attribute.name}: must be a URL of 1..{MAX_URL_LENGTH} chars")
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        raise InvalidMessage(f"{attribute.name}: not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidMessage(f"{attribute.name}: must be an absolute http(s) URL")
-
-
-def _optional_url(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        _http_url(inst, attribute, value)
-
-
-def _count(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidMessage(f"{attribute.name}: must be a non-negative integer")
-
-
-def _rate(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, float):
-        raise InvalidMessage(f"{attribute.name}: must be a float")
-    if not math.isfinite(value) or value < 0:
-        raise InvalidMessage(f"{attribute.name}: must be finite and >= 0")
-
-
-def _get_url(obj: Mapping[str, Any], key: str, what: str) -> str | None:
-    # ai-runner sends "" for "no such channel"; go-livepeer omits the key.
-    value: str | None = get_str(obj, key, what, default=None)
-    return value or None
-
-
-def _get_count(obj: Mapping[str, Any], key: str, what: str) -> int:
-    value = obj.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidMessage(f"{what}: field {key!r} must be a non-negative integer")
-    return value
-
-
-def _get_rate(obj: Mapping[str, Any], key: str, what: str) -> float:
-    value = obj.get(key, 0.0)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidMessage(f"{what}: field {key!r} must be a number")
-    if not math.isfinite(value) or value < 0:
-        raise InvalidMessage(f"{what}: field {key!r} must be finite and >= 0")
-    return float(value)
-
-
-def _get_json_object(obj: Mapping[str, Any], key: str, what: str) -> dict[str, Any] | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not is_plain_json(value):
-        raise InvalidMessage(f"{what}: field {key!r} must be a JSON object or null")
-    return dict(value)
+def _http_url(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # Length first: a hostile megabyte "URL" is refused before it is parsed.
+    if isinstance(value, str) and len(value) > MAX_URL_LENGTH:
+        raise fail(attribute, f"longer than {MAX_URL_LENGTH} characters")
+    http_url(inst, attribute, value)
 
 
 def _decode(data: bytes | str, what: str, *, status: int | None = None) -> object:
@@ -210,83 +84,6 @@ def _decode(data: bytes | str, what: str, *, status: int | None = None) -> objec
         if status is None:
             raise
         raise InvalidMessage(exc.message, status=status) from None
-
-
-def bearer_token(header: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, or None.
-
-    The scheme is matched case-insensitively (RFC 7235); the token is returned
-    verbatim so the caller compares it exactly (and in constant time).
-    """
-    if header is None:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token
-
-
-# -- errors and health -----------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class ErrorResponse:
-    """The body of every runner error response: ``{"detail": {"msg": ...}}`` (RUN-002).
-
-    That is go-livepeer's ``HTTPError``/``APIError`` shape, also what ai-runner
-    sends. ``from_wire`` also reads the shapes other runners use (RUN-003).
-    """
-
-    message: str = attrs.field(validator=_text(MAX_ERROR_MESSAGE_LENGTH))
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"detail": {"msg": self.message}}
-
-    @classmethod
-    def from_wire(cls, obj: object) -> ErrorResponse:
-        body = expect_object(obj, "error body")
-        detail = body.get("detail")
-        message: object = None
-        if isinstance(detail, dict):
-            message = detail.get("msg")
-        elif isinstance(detail, str):
-            message = detail
-        elif isinstance(detail, list):
-            parts = [d.get("msg") for d in detail if isinstance(d, dict)]
-            message = "; ".join(p for p in parts if isinstance(p, str) and p) or None
-        elif "error" in body:
-            message = body["error"]
-        if not isinstance(message, str) or not message:
-            raise InvalidMessage("error body: no error message found")
-        return cls(message=message[:MAX_ERROR_MESSAGE_LENGTH])
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> ErrorResponse:
-        return cls.from_wire(parse_json(data, "error body"))
-
-
-@attrs.frozen(kw_only=True)
-class HealthResponse:
-    """``GET /health`` body: ``{"status": "LOADING"|"OK"|"ERROR"|"IDLE"}`` (RUN-009)."""
-
-    status: HealthStatus = attrs.field(validator=instance_of(HealthStatus))
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"status": self.status.value}
-
-    @classmethod
-    def from_wire(cls, obj: object) -> HealthResponse:
-        value = get_str(expect_object(obj, "health"), "status", "health")
-        try:
-            return cls(status=HealthStatus(value))
-        except ValueError:
-            raise InvalidMessage(f"health: unknown status {value!r}") from None
-
-    @property
-    def http_status(self) -> int:
-        """200 when the runner can take work, 503 while loading or broken (RUN-016)."""
-        return 200 if self.status in (HealthStatus.OK, HealthStatus.IDLE) else 503
 
 
 # -- request/response Pipeline --------------------------------------------------
@@ -300,7 +97,7 @@ class PredictRequest:
     arguments against ``predict``'s signature is the runner's job.
     """
 
-    arguments: dict[str, Any] = attrs.field(factory=dict, validator=plain_json_object)
+    arguments: dict[str, Any] = attrs.field(factory=dict, validator=json_object)
 
     def to_wire(self) -> dict[str, Any]:
         return dict(self.arguments)
@@ -316,16 +113,6 @@ class PredictRequest:
         if not data.strip():
             return cls()
         return cls.from_wire(_decode(data, "predict body", status=422))
-
-
-def encode_sse_data(value: object) -> bytes:
-    """One SSE event carrying ``value`` as compact JSON: ``data: <json>\\n\\n`` (RUN-030)."""
-    return b"data: " + dump_json(value) + b"\n\n"
-
-
-def encode_sse_error(message: str) -> bytes:
-    """The event sent when a streaming ``predict`` raises mid-stream (RUN-032)."""
-    return encode_sse_data({"error": message})
 
 
 # -- LivePipeline control API ----------------------------------------------------
@@ -344,37 +131,63 @@ _START_KEYS = frozenset(
 _MEDIA_KEYS = ("subscribe_url", "publish_url", "data_url")
 
 
-def _extra_keys(inst: StreamStartRequest, attribute: attrs.Attribute[Any], value: object) -> None:
-    plain_json_object(inst, attribute, value)
-    assert isinstance(value, dict)
-    clash = _START_KEYS.intersection(value)
-    if clash:
-        raise InvalidMessage(f"extra: keys {sorted(clash)} are named fields")
-
-
-def _needs_media(inst: StreamStartRequest, _attr: attrs.Attribute[Any], _value: object) -> None:
-    if inst.subscribe_url is None and inst.publish_url is None:
-        raise InvalidMessage("stream start: one of subscribe_url or publish_url is required")
-
-
 @attrs.frozen(kw_only=True)
 class StreamStartRequest:
     """``POST /stream/start`` (and ``/live-video-to-video``) body, sent by the orchestrator.
 
-    ``params`` is None when the caller sent none (go-livepeer sends ``null``).
-    Media URLs are present only for the directions the job enabled. Unknown keys
+    The one definition of the worker start body, for live runners and BYOC
+    workers alike (RUN-039, BYOC-090). ``params`` is None when the caller sent
+    none (go-livepeer sends ``null``). Media URLs are present only for the
+    directions the job enabled, in any combination (BYOC-094): whether a session
+    with none of them may start is the runner's policy (RUN-046,
+    :meth:`require_channel`), not a property of the body. Unknown keys
     (ai-runner's ``model_id``/``manifest_id``/``stream_id``, gateway body keys the
     orchestrator merges in) are kept in ``extra`` and re-emitted.
     """
 
-    gateway_request_id: str = attrs.field(validator=_text(MAX_ID_LENGTH))
+    gateway_request_id: str = attrs.field(validator=text(MAX_ID_LENGTH))
     control_url: str = attrs.field(validator=_http_url)
     events_url: str = attrs.field(validator=_http_url)
-    subscribe_url: str | None = attrs.field(default=None, validator=_optional_url)
-    publish_url: str | None = attrs.field(default=None, validator=_optional_url)
-    data_url: str | None = attrs.field(default=None, validator=_optional_url)
-    params: dict[str, Any] | None = attrs.field(default=None, validator=_optional_object)
-    extra: dict[str, Any] = attrs.field(factory=dict, validator=[_extra_keys, _needs_media])
+    subscribe_url: str | None = attrs.field(default=None, validator=optional(_http_url))
+    publish_url: str | None = attrs.field(default=None, validator=optional(_http_url))
+    data_url: str | None = attrs.field(default=None, validator=optional(_http_url))
+    params: dict[str, Any] | None = attrs.field(default=None, validator=optional(json_object))
+    extra: dict[str, Any] = attrs.field(factory=dict, validator=json_object_without(_START_KEYS))
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        stream_id: str,
+        control_url: str,
+        events_url: str,
+        gateway_body: Mapping[str, Any],
+        subscribe_url: str | None = None,
+        publish_url: str | None = None,
+        data_url: str | None = None,
+    ) -> StreamStartRequest:
+        """The BYOC orchestrator's worker body: a gateway start body merged under
+        the orchestrator's own keys (BYOC-091).
+
+        Go master lets the gateway's keys win; here the URLs and the request ID
+        are always the orchestrator's, and ``params`` must be an object or null.
+        """
+        what = "gateway stream start body"
+        if not isinstance(gateway_body, Mapping):
+            raise InvalidMessage(f"{what}: expected a JSON object")
+        params = gateway_body.get("params")
+        if params is not None and not isinstance(params, dict):
+            raise InvalidMessage(f"{what}: params must be an object or null")
+        return cls(
+            gateway_request_id=stream_id,
+            control_url=control_url,
+            events_url=events_url,
+            subscribe_url=subscribe_url,
+            publish_url=publish_url,
+            data_url=data_url,
+            params=None if params is None else dict(params),
+            extra={k: v for k, v in gateway_body.items() if k not in _START_KEYS},
+        )
 
     @property
     def has_ingress(self) -> bool:
@@ -396,6 +209,17 @@ class StreamStartRequest:
         urls = {k: getattr(self, k) for k in _MEDIA_KEYS}
         return {k: v for k, v in urls.items() if v is not None}
 
+    def require_channel(self) -> None:
+        """Raise the 400 of RUN-046 when none of the media/data URLs is present.
+
+        A runner calls this before starting a session: such a session would have
+        no channel to work on. The body itself is valid (BYOC-094).
+        """
+        if not self.media_urls():
+            raise InvalidMessage(
+                "stream start: one of subscribe_url, publish_url or data_url is required"
+            )
+
     def effective_params(self) -> dict[str, Any]:
         """What ``on_stream_start`` receives: the params, or ``{}`` for null (RUN-074)."""
         return dict(self.params) if self.params is not None else {}
@@ -416,22 +240,19 @@ class StreamStartRequest:
         what = "stream start"
         body = expect_object(obj, what)
         gateway_request_id = get_str(body, "gateway_request_id", what)
-        control_url = _get_url(body, "control_url", what)
-        events_url = _get_url(body, "events_url", what)
+        control_url = get_opt_str(body, "control_url", what)
+        events_url = get_opt_str(body, "events_url", what)
         if control_url is None or events_url is None:
             raise InvalidMessage(f"{what}: control_url and events_url are required")
-        extra = {k: v for k, v in body.items() if k not in _START_KEYS}
-        if not is_plain_json(extra):
-            raise InvalidMessage(f"{what}: body is not plain JSON")
         return cls(
             gateway_request_id=gateway_request_id,
             control_url=control_url,
             events_url=events_url,
-            subscribe_url=_get_url(body, "subscribe_url", what),
-            publish_url=_get_url(body, "publish_url", what),
-            data_url=_get_url(body, "data_url", what),
-            params=_get_json_object(body, "params", what),
-            extra=extra,
+            subscribe_url=get_opt_str(body, "subscribe_url", what),
+            publish_url=get_opt_str(body, "publish_url", what),
+            data_url=get_opt_str(body, "data_url", what),
+            params=get_object(body, "params", what, default=None),
+            extra={k: v for k, v in body.items() if k not in _START_KEYS},
         )
 
     @classmethod
@@ -443,7 +264,7 @@ class StreamStartRequest:
 class StreamStartResponse:
     """``200`` body of ``POST /stream/start``: ``{"status":"started","gateway_request_id":..}``."""
 
-    gateway_request_id: str = attrs.field(validator=_text(MAX_ID_LENGTH))
+    gateway_request_id: str = attrs.field(validator=text(MAX_ID_LENGTH))
 
     def to_wire(self) -> dict[str, Any]:
         return {"status": "started", "gateway_request_id": self.gateway_request_id}
@@ -464,9 +285,9 @@ class LiveVideoToVideoResponse:
     client decodes exactly these three fields.
     """
 
-    publish_url: str = attrs.field(default="", validator=_text(MAX_URL_LENGTH, empty=True))
-    subscribe_url: str = attrs.field(default="", validator=_text(MAX_URL_LENGTH, empty=True))
-    control_url: str = attrs.field(default="", validator=_text(MAX_URL_LENGTH, empty=True))
+    publish_url: str = attrs.field(default="", validator=text(MAX_URL_LENGTH, empty=True))
+    subscribe_url: str = attrs.field(default="", validator=text(MAX_URL_LENGTH, empty=True))
+    control_url: str = attrs.field(default="", validator=text(MAX_URL_LENGTH, empty=True))
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -494,7 +315,7 @@ class StreamParamsRequest:
     ``{"keep":"alive"}`` on the control channel is a keepalive, not an update.
     """
 
-    params: dict[str, Any] = attrs.field(validator=plain_json_object)
+    params: dict[str, Any] = attrs.field(validator=json_object)
 
     @property
     def is_keepalive(self) -> bool:
@@ -529,18 +350,21 @@ class StreamParamsResponse:
         return cls()
 
 
-def _reason_from_text(text: str) -> str | None:
-    text = text[:MAX_STOP_REASON_LENGTH]
-    return text if text.strip() else None
+def _reason_from_text(value: str) -> str | None:
+    value = value[:MAX_STOP_REASON_LENGTH]
+    return value if value.strip() else None
+
+
+_reason_text = text(MAX_STOP_REASON_LENGTH)
 
 
 def _stop_reason(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
-    _text(MAX_STOP_REASON_LENGTH)(inst, attribute, value)
+    _reason_text(inst, attribute, value)
     assert isinstance(value, str)
     if not value.strip():
-        raise InvalidMessage(f"{attribute.name}: must not be blank")
+        raise fail(attribute, "must not be blank")
 
 
 @attrs.frozen(kw_only=True)
@@ -574,8 +398,8 @@ class StreamStopRequest:
         try:
             return cls.from_wire(parse_json(data, "stop body"))
         except InvalidMessage:
-            text = data.decode("utf-8", errors="replace").strip()
-            return cls(reason=_reason_from_text(text))
+            decoded = data.decode("utf-8", errors="replace").strip()
+            return cls(reason=_reason_from_text(decoded))
 
 
 @attrs.frozen(kw_only=True)
@@ -590,132 +414,3 @@ class StreamStopResponse:
         if expect_object(obj, "stop response").get("status") != "stopped":
             raise InvalidMessage("stop response: status must be 'stopped'")
         return cls()
-
-
-# -- GET /stream/status ----------------------------------------------------------
-
-_FPS_KEYS = ("ingress_video_fps", "ingress_audio_fps", "egress_video_fps", "egress_audio_fps")
-
-
-@attrs.frozen(kw_only=True)
-class StreamFps:
-    """Windowed frame rates with pytrickle's FPSMeter key names (RUN-070)."""
-
-    ingress_video_fps: float = attrs.field(default=0.0, validator=_rate)
-    ingress_audio_fps: float = attrs.field(default=0.0, validator=_rate)
-    egress_video_fps: float = attrs.field(default=0.0, validator=_rate)
-    egress_audio_fps: float = attrs.field(default=0.0, validator=_rate)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _FPS_KEYS}
-
-    @classmethod
-    def from_wire(cls, obj: object) -> StreamFps:
-        body = expect_object(obj, "fps")
-        return cls(
-            ingress_video_fps=_get_rate(body, "ingress_video_fps", "fps"),
-            ingress_audio_fps=_get_rate(body, "ingress_audio_fps", "fps"),
-            egress_video_fps=_get_rate(body, "egress_video_fps", "fps"),
-            egress_audio_fps=_get_rate(body, "egress_audio_fps", "fps"),
-        )
-
-
-@attrs.frozen(kw_only=True)
-class SessionStatus:
-    """One active live session as ``GET /stream/status`` lists it."""
-
-    gateway_request_id: str = attrs.field(validator=_text(MAX_ID_LENGTH))
-    state: SessionState = attrs.field(validator=instance_of(SessionState))
-    started_at_ms: int = attrs.field(validator=_count)
-    params: dict[str, Any] | None = attrs.field(default=None, validator=_optional_object)
-    fps: StreamFps = attrs.field(factory=StreamFps)
-    frames_in: int = attrs.field(default=0, validator=_count)
-    frames_out: int = attrs.field(default=0, validator=_count)
-    frames_dropped: int = attrs.field(default=0, validator=_count)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "gateway_request_id": self.gateway_request_id,
-            "state": self.state.value,
-            "started_at_ms": self.started_at_ms,
-            "params": self.params,
-            "fps": self.fps.to_wire(),
-            "frames_in": self.frames_in,
-            "frames_out": self.frames_out,
-            "frames_dropped": self.frames_dropped,
-        }
-
-    @classmethod
-    def from_wire(cls, obj: object) -> SessionStatus:
-        what = "session status"
-        body = expect_object(obj, what)
-        state = get_str(body, "state", what)
-        try:
-            parsed_state = SessionState(state)
-        except ValueError:
-            raise InvalidMessage(f"{what}: unknown state {state!r}") from None
-        if "started_at_ms" not in body:
-            raise InvalidMessage(f"{what}: missing required field 'started_at_ms'")
-        return cls(
-            gateway_request_id=get_str(body, "gateway_request_id", what),
-            state=parsed_state,
-            started_at_ms=_get_count(body, "started_at_ms", what),
-            params=_get_json_object(body, "params", what),
-            fps=StreamFps.from_wire(body.get("fps", {})),
-            frames_in=_get_count(body, "frames_in", what),
-            frames_out=_get_count(body, "frames_out", what),
-            frames_dropped=_get_count(body, "frames_dropped", what),
-        )
-
-
-def _capacity(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidMessage(f"{attribute.name}: must be an integer >= 1")
-
-
-def _sessions_fit(inst: StreamStatusResponse, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, tuple) or not all(isinstance(s, SessionStatus) for s in value):
-        raise InvalidMessage(f"{attribute.name}: must be a tuple of SessionStatus")
-    if len(value) > inst.capacity:
-        raise InvalidMessage(f"{attribute.name}: more sessions than capacity")
-    ids = [s.gateway_request_id for s in value]
-    if len(set(ids)) != len(ids):
-        raise InvalidMessage(f"{attribute.name}: duplicate gateway_request_id")
-
-
-@attrs.frozen(kw_only=True)
-class StreamStatusResponse:
-    """``GET /stream/status`` body (RUN-069): health, capacity, active sessions, last failure."""
-
-    status: HealthStatus = attrs.field(validator=instance_of(HealthStatus))
-    capacity: int = attrs.field(default=1, validator=_capacity)
-    sessions: tuple[SessionStatus, ...] = attrs.field(default=(), validator=_sessions_fit)
-    last_error: str | None = attrs.field(
-        default=None, validator=optional(_text(MAX_ERROR_MESSAGE_LENGTH))
-    )
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "status": self.status.value,
-            "capacity": self.capacity,
-            "sessions": [s.to_wire() for s in self.sessions],
-            "last_error": self.last_error,
-        }
-
-    @classmethod
-    def from_wire(cls, obj: object) -> StreamStatusResponse:
-        what = "stream status"
-        body = expect_object(obj, what)
-        health = HealthResponse.from_wire({"status": body.get("status")}).status
-        capacity = body.get("capacity", 1)
-        if isinstance(capacity, bool) or not isinstance(capacity, int):
-            raise InvalidMessage(f"{what}: field 'capacity' must be an integer")
-        sessions = body.get("sessions", [])
-        if not isinstance(sessions, list):
-            raise InvalidMessage(f"{what}: field 'sessions' must be an array")
-        return cls(
-            status=health,
-            capacity=capacity,
-            sessions=tuple(SessionStatus.from_wire(s) for s in sessions),
-            last_error=get_str(body, "last_error", what, default=None),
-        )

@@ -6,23 +6,33 @@ with per-event metadata flattened into ``data``. An event is stamped once where
 it happens (:meth:`TelemetryEvent.stamp`, which takes its clock and id source as
 arguments so it stays pure) and every hop after that re-encodes it unchanged:
 ``to_wire(from_wire(w)) == w`` for every canonical ``w``. Pure values, no I/O;
-the sinks that move these events live elsewhere (spec/telemetry.md).
+the sinks that move these events live elsewhere (spec/telemetry.md), and the
+sink-side encodings (HTTP batches, the disk spool, ``Retry-After``) are in
+:mod:`._wire_telemetry_sink`.
 """
 
 from __future__ import annotations
 
-import email.utils
-import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from ._errors import InvalidMessage, PayloadTooLarge
-from ._wire_runner import is_plain_json, plain_json_object
-from ._wire_util import dump_json, expect_object, get_bool, get_str, instance_of, parse_json
+from ._wire_util import (
+    dump_json,
+    expect_object,
+    get_bool,
+    get_str,
+    instance_of,
+    json_object,
+    json_object_without,
+    optional,
+    parse_json,
+    text,
+)
 
 __all__ = [
     "DEFAULT_CLIENT_SOURCE",
@@ -54,13 +64,9 @@ __all__ = [
     "RELAY_TYPE",
     "REQUIRED_METADATA",
     "RESERVED_DATA_KEYS",
-    "TelemetryBatch",
     "TelemetryError",
     "TelemetryEvent",
     "TelemetryRelay",
-    "decode_spool",
-    "encode_spool",
-    "parse_retry_after",
 ]
 
 ENVELOPE_TYPE = "stream_trace"
@@ -180,35 +186,6 @@ def _millis(_inst: object, attribute: attrs.Attribute[Any], value: object) -> No
         raise InvalidMessage(f"{attribute.name}: must be epoch milliseconds (int >= 0)")
 
 
-def _short_text(limit: int) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, str) or len(value) > limit:
-            raise InvalidMessage(f"{attribute.name}: must be a string of <= {limit} chars")
-
-    return check
-
-
-def _optional_text(limit: int) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    inner = _short_text(limit)
-
-    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is not None:
-            inner(inst, attribute, value)
-
-    return check
-
-
-def _non_empty_text(limit: int) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    inner = _short_text(limit)
-
-    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        inner(inst, attribute, value)
-        if not value:
-            raise InvalidMessage(f"{attribute.name}: must not be empty")
-
-    return check
-
-
 def _pipeline_ids(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
@@ -216,26 +193,6 @@ def _pipeline_ids(_inst: object, attribute: attrs.Attribute[Any], value: object)
         isinstance(v, str) and len(v) <= _MAX_ID for v in value
     ):
         raise InvalidMessage(f"{attribute.name}: must be a tuple of strings or None")
-
-
-def _optional_object(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        plain_json_object(inst, attribute, value)
-
-
-def _metadata(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    plain_json_object(_inst, attribute, value)
-    assert isinstance(value, dict)
-    clash = RESERVED_DATA_KEYS.intersection(value)
-    if clash:
-        raise InvalidMessage(f"{attribute.name}: reserved keys {sorted(clash)} not allowed")
-
-
-def _error_extra(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    plain_json_object(_inst, attribute, value)
-    assert isinstance(value, dict)
-    if _ERROR_KEYS.intersection(value):
-        raise InvalidMessage(f"{attribute.name}: must not repeat the named error fields")
 
 
 def _get_millis(obj: Mapping[str, Any], key: str, what: str) -> int:
@@ -248,12 +205,24 @@ def _get_millis(obj: Mapping[str, Any], key: str, what: str) -> int:
     raise InvalidMessage(f"{what}: field {key!r} must be epoch milliseconds as a string")
 
 
-def _get_opt_str(obj: Mapping[str, Any], key: str, what: str) -> str | None:
-    value: str | None = get_str(obj, key, what, default=None)
-    return value
+def _dump_bounded(wire: dict[str, Any], what: str) -> bytes:
+    """Compact JSON of ``wire``; larger than MAX_EVENT_BYTES is refused (TEL-014)."""
+    raw = dump_json(wire)
+    if len(raw) > MAX_EVENT_BYTES:
+        raise PayloadTooLarge(f"{what} is {len(raw)} bytes")
+    return raw
+
+
+def _load_bounded(data: bytes, what: str) -> object:
+    """Parse JSON of at most MAX_EVENT_BYTES, refusing larger input before parsing it."""
+    if len(data) > MAX_EVENT_BYTES:
+        raise PayloadTooLarge(f"{what} is {len(data)} bytes")
+    return parse_json(data, what)
 
 
 _ERROR_KEYS = frozenset({"error_type", "message", "exception_type", "recoverable"})
+_short_text = text(_MAX_MESSAGE, empty=True)
+_optional_id = optional(text(_MAX_ID, empty=True))
 
 
 @attrs.frozen(kw_only=True)
@@ -261,10 +230,10 @@ class TelemetryError:
     """``data.error`` of an event: ``{"error_type","message","exception_type","recoverable"}``."""
 
     error_type: str = attrs.field(validator=_name)
-    message: str = attrs.field(default="", validator=_short_text(_MAX_MESSAGE))
-    exception_type: str | None = attrs.field(default=None, validator=_optional_text(_MAX_ID))
+    message: str = attrs.field(default="", validator=_short_text)
+    exception_type: str | None = attrs.field(default=None, validator=_optional_id)
     recoverable: bool = attrs.field(default=False, validator=instance_of(bool))
-    extra: dict[str, Any] = attrs.field(factory=dict, validator=_error_extra)
+    extra: dict[str, Any] = attrs.field(factory=dict, validator=json_object_without(_ERROR_KEYS))
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error_type": self.error_type, "message": self.message}
@@ -278,15 +247,12 @@ class TelemetryError:
     def from_wire(cls, obj: object) -> TelemetryError:
         what = "telemetry error"
         body = expect_object(obj, what)
-        extra = {k: v for k, v in body.items() if k not in _ERROR_KEYS}
-        if not is_plain_json(extra):
-            raise InvalidMessage(f"{what}: not plain JSON")
         return cls(
             error_type=get_str(body, "error_type", what),
             message=get_str(body, "message", what, default=""),
-            exception_type=_get_opt_str(body, "exception_type", what),
+            exception_type=get_str(body, "exception_type", what, default=None),
             recoverable=get_bool(body, "recoverable", what, default=False),
-            extra=extra,
+            extra={k: v for k, v in body.items() if k not in _ERROR_KEYS},
         )
 
 
@@ -312,16 +278,18 @@ class TelemetryEvent:
     name: str = attrs.field(validator=_name)
     timestamp_ms: int = attrs.field(validator=_millis)
     data_timestamp_ms: int = attrs.field(validator=_millis)
-    client_source: str = attrs.field(
-        default=DEFAULT_CLIENT_SOURCE, validator=_non_empty_text(_MAX_ID)
-    )
-    session_id: str | None = attrs.field(default=None, validator=_optional_text(_MAX_ID))
-    connection_id: str | None = attrs.field(default=None, validator=_optional_text(_MAX_ID))
-    user_id: str | None = attrs.field(default=None, validator=_optional_text(_MAX_ID))
+    client_source: str = attrs.field(default=DEFAULT_CLIENT_SOURCE, validator=text(_MAX_ID))
+    session_id: str | None = attrs.field(default=None, validator=_optional_id)
+    connection_id: str | None = attrs.field(default=None, validator=_optional_id)
+    user_id: str | None = attrs.field(default=None, validator=_optional_id)
     pipeline_ids: tuple[str, ...] | None = attrs.field(default=None, validator=_pipeline_ids)
-    connection_info: dict[str, Any] | None = attrs.field(default=None, validator=_optional_object)
+    connection_info: dict[str, Any] | None = attrs.field(
+        default=None, validator=optional(json_object)
+    )
     error: TelemetryError | None = attrs.field(default=None, validator=_error_when_needed)
-    metadata: dict[str, Any] = attrs.field(factory=dict, validator=_metadata)
+    metadata: dict[str, Any] = attrs.field(
+        factory=dict, validator=json_object_without(RESERVED_DATA_KEYS)
+    )
     envelope_type: str = attrs.field(default=ENVELOPE_TYPE, validator=_name)
 
     @classmethod
@@ -410,9 +378,6 @@ class TelemetryEvent:
         if connection_info is not None and not isinstance(connection_info, dict):
             raise InvalidMessage(f"{dw}: connection_info must be an object")
         error = data.get("error")
-        metadata = {k: v for k, v in data.items() if k not in RESERVED_DATA_KEYS}
-        if not is_plain_json(metadata) or not is_plain_json(connection_info):
-            raise InvalidMessage(f"{dw}: not plain JSON")
         return cls(
             id=get_str(body, "id", what),
             envelope_type=get_str(body, "type", what),
@@ -420,27 +385,22 @@ class TelemetryEvent:
             name=get_str(data, "type", dw),
             client_source=get_str(data, "client_source", dw),
             data_timestamp_ms=_get_millis(data, "timestamp", dw),
-            session_id=_get_opt_str(data, "session_id", dw),
-            connection_id=_get_opt_str(data, "connection_id", dw),
-            user_id=_get_opt_str(data, "user_id", dw),
+            session_id=get_str(data, "session_id", dw, default=None),
+            connection_id=get_str(data, "connection_id", dw, default=None),
+            user_id=get_str(data, "user_id", dw, default=None),
             pipeline_ids=pipeline_ids,
             connection_info=None if connection_info is None else dict(connection_info),
             error=None if error is None else TelemetryError.from_wire(error),
-            metadata=metadata,
+            metadata={k: v for k, v in data.items() if k not in RESERVED_DATA_KEYS},
         )
 
     def to_bytes(self) -> bytes:
         """Compact JSON of the envelope; larger than MAX_EVENT_BYTES is refused (TEL-014)."""
-        raw = dump_json(self.to_wire())
-        if len(raw) > MAX_EVENT_BYTES:
-            raise PayloadTooLarge(f"telemetry event {self.id} is {len(raw)} bytes")
-        return raw
+        return _dump_bounded(self.to_wire(), f"telemetry event {self.id}")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TelemetryEvent:
-        if len(data) > MAX_EVENT_BYTES:
-            raise PayloadTooLarge(f"telemetry event is {len(data)} bytes")
-        return cls.from_wire(parse_json(data, "telemetry event"))
+        return cls.from_wire(_load_bounded(data, "telemetry event"))
 
     def kafka_record(self) -> tuple[bytes, bytes]:
         """``(key, value)`` for Kafka: the event id as key, the envelope JSON as value (TEL-076)."""
@@ -469,87 +429,8 @@ class TelemetryRelay:
         return cls(event=TelemetryEvent.from_wire(body.get("event")))
 
     def to_bytes(self) -> bytes:
-        raw = dump_json(self.to_wire())
-        if len(raw) > MAX_EVENT_BYTES:
-            raise PayloadTooLarge(f"telemetry relay for {self.event.id} is {len(raw)} bytes")
-        return raw
+        return _dump_bounded(self.to_wire(), f"telemetry relay for {self.event.id}")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TelemetryRelay:
-        if len(data) > MAX_EVENT_BYTES:
-            raise PayloadTooLarge(f"telemetry relay is {len(data)} bytes")
-        return cls.from_wire(parse_json(data, "telemetry relay"))
-
-
-def _batch_events(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, tuple) or not all(isinstance(e, TelemetryEvent) for e in value):
-        raise InvalidMessage(f"{attribute.name}: must be a tuple of TelemetryEvent")
-
-
-@attrs.frozen(kw_only=True)
-class TelemetryBatch:
-    """HttpSink request body: ``{"events": [envelope, ...]}`` in emission order (TEL-052)."""
-
-    events: tuple[TelemetryEvent, ...] = attrs.field(validator=_batch_events)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"events": [e.to_wire() for e in self.events]}
-
-    @classmethod
-    def from_wire(cls, obj: object) -> TelemetryBatch:
-        items = expect_object(obj, "telemetry batch").get("events")
-        if not isinstance(items, list):
-            raise InvalidMessage("telemetry batch: field 'events' must be an array")
-        return cls(events=tuple(TelemetryEvent.from_wire(e) for e in items))
-
-    def split(self) -> tuple[TelemetryBatch, TelemetryBatch]:
-        """Halve a batch the server refused as too large (TEL-060); order is kept."""
-        if len(self.events) < 2:
-            raise ValueError("a batch of fewer than two events cannot be split")
-        mid = len(self.events) // 2
-        return TelemetryBatch(events=self.events[:mid]), TelemetryBatch(events=self.events[mid:])
-
-
-def encode_spool(events: Iterable[TelemetryEvent]) -> bytes:
-    """JSONL for the disk spool: one compact envelope per line (TEL-062)."""
-    return b"".join(dump_json(e.to_wire()) + b"\n" for e in events)
-
-
-def decode_spool(data: bytes) -> tuple[list[TelemetryEvent], int]:
-    """Read a spool back; returns the events in order and the count of unreadable lines.
-
-    A torn last line (crash mid-write) or any corrupt line is skipped, never fatal
-    (TEL-067).
-    """
-    events: list[TelemetryEvent] = []
-    bad = 0
-    for line in data.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            events.append(TelemetryEvent.from_wire(parse_json(line, "spool line")))
-        except InvalidMessage:
-            bad += 1
-    return events, bad
-
-
-def parse_retry_after(value: str | None, *, now_s: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date), or None.
-
-    ``now_s`` is the current epoch time, passed in so the function stays pure. A
-    date in the past gives 0; an unparseable value gives None (TEL-059).
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():
-        # More than ten digits is centuries: a broken header, not a wait to honour.
-        return float(int(text)) if len(text) <= 10 else None
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        return None
-    delay = when.timestamp() - now_s
-    return max(0.0, delay) if math.isfinite(delay) else None
+        return cls.from_wire(_load_bounded(data, "telemetry relay"))

@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.strategies.byoc import (
-    RESERVED_WORKER_KEYS,
     capability_registrations,
     gateway_stream_start_requests,
     gateway_stream_start_responses,
@@ -28,23 +27,25 @@ from tests.strategies.byoc import (
     json_values,
     mutated,
     orchestrator_stream_urls,
-    worker_stream_starts,
 )
+from tests.strategies.runner import START_KEYS, stream_start_requests
 from trio_trickle import ProtocolError
 from trio_trickle._wire_byoc import (
     CapabilityRegistration,
     GatewayStreamStartRequest,
     GatewayStreamStartResponse,
+    OrchestratorStreamUrls,
+)
+from trio_trickle._wire_byoc_token import (
     JobParameters,
     JobPrice,
     JobRequest,
     JobRequestDetails,
     JobSender,
     JobToken,
-    OrchestratorStreamUrls,
-    WorkerStreamStart,
     decode_signature,
 )
+from trio_trickle._wire_runner import StreamStartRequest
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,8 @@ JSON_CASES = [
         {"stream_id", "data_url", "stop_url", *URLS},
     ),
     _case(
-        WorkerStreamStart,
-        worker_stream_starts(),
+        StreamStartRequest,
+        stream_start_requests(),
         ("BYOC-090", "BYOC-094"),
         {"gateway_request_id", "control_url", "events_url", "params"},
         {"subscribe_url", "publish_url", "data_url"},
@@ -303,14 +304,14 @@ def test_stream_id_resolution(request: GatewayStreamStartRequest, random_id: str
 @pytest.mark.spec("BYOC-091")
 @given(
     json_objects,
-    st.dictionaries(st.sampled_from(sorted(RESERVED_WORKER_KEYS - {"params"})), json_values),
+    st.dictionaries(st.sampled_from([k for k in START_KEYS if k != "params"]), json_values),
     st.none() | json_objects,
 )
 def test_worker_body_keeps_orchestrator_keys(
     body: dict[str, Any], hostile: dict[str, Any], params: dict[str, Any] | None
 ) -> None:
     gateway_body = {**body, **hostile, "params": params}
-    start = WorkerStreamStart.build(
+    start = StreamStartRequest.build(
         stream_id="cam-1",
         control_url="https://o/ai/trickle/cam-1-control",
         events_url="https://o/ai/trickle/cam-1-events",
@@ -325,5 +326,5 @@ def test_worker_body_keeps_orchestrator_keys(
     assert "data_url" not in wire
     assert wire["params"] == params
     for key, value in body.items():
-        if key not in RESERVED_WORKER_KEYS:
+        if key not in START_KEYS:
             assert wire[key] == value

@@ -46,36 +46,44 @@ from tests.strategies.live_runner import (
     utc_datetimes,
 )
 from trio_trickle import ProtocolError
+from trio_trickle._wire_go import (
+    format_go_duration,
+    parse_go_duration,
+)
 from trio_trickle._wire_live_runner import (
+    HeartbeatRequest,
+    HeartbeatResponse,
+    RunnerChannel,
+    RunnerGpu,
+    RunnerPriceInfo,
+)
+from trio_trickle._wire_live_runner_channels import (
     MAX_CHANNELS_PER_REQUEST,
-    AdvertisedPrice,
     ChannelsDeleteRequest,
     ChannelsDeleteResponse,
     ChannelSpec,
     ChannelsRequest,
     ChannelsResponse,
-    DiscoveryEntry,
-    DiscoveryResponse,
-    DiscoveryRunner,
-    HeartbeatRequest,
-    HeartbeatResponse,
-    JsonErrorBody,
     O2RKeepalive,
     O2RSessionEvent,
-    PaymentChallenge,
-    PaymentHeaders,
     ProxiedSessionHeaders,
     ProxyRequest,
     ProxyResponse,
-    RefreshPaymentRequest,
-    RunnerChannel,
-    RunnerGpu,
-    RunnerPriceInfo,
-    SessionReservation,
-    format_go_duration,
     normalize_channel_name,
-    parse_go_duration,
     parse_o2r_message,
+)
+from trio_trickle._wire_live_runner_discovery import (
+    AdvertisedPrice,
+    DiscoveryEntry,
+    DiscoveryResponse,
+    DiscoveryRunner,
+)
+from trio_trickle._wire_live_runner_payment import (
+    JsonErrorBody,
+    PaymentChallenge,
+    PaymentHeaders,
+    RefreshPaymentRequest,
+    SessionReservation,
     parse_reservation_402,
 )
 

@@ -29,17 +29,19 @@ from tests.strategies.runner import (
 )
 from trio_trickle import ProtocolError
 from trio_trickle._wire_runner import (
-    ErrorResponse,
-    HealthResponse,
     LiveVideoToVideoResponse,
     PredictRequest,
-    SessionStatus,
-    StreamFps,
     StreamParamsRequest,
     StreamStartRequest,
     StreamStartResponse,
-    StreamStatusResponse,
     StreamStopRequest,
+)
+from trio_trickle._wire_runner_status import (
+    ErrorResponse,
+    HealthResponse,
+    SessionStatus,
+    StreamFps,
+    StreamStatusResponse,
 )
 from trio_trickle._wire_util import dump_json
 
@@ -158,3 +160,17 @@ def test_empty_string_media_urls_mean_absent(req: StreamStartRequest) -> None:
     for key in ("subscribe_url", "publish_url", "data_url"):
         wire.setdefault(key, "")
     assert StreamStartRequest.from_wire(wire) == req
+
+
+@pytest.mark.spec("RUN-046", "BYOC-094")
+@given(req=stream_start_requests())
+def test_any_channel_subset_decodes_and_only_none_fails_the_runner_check(
+    req: StreamStartRequest,
+) -> None:
+    assert StreamStartRequest.from_wire(req.to_wire()) == req
+    if req.media_urls():
+        req.require_channel()
+    else:
+        with pytest.raises(ProtocolError) as info:
+            req.require_channel()
+        assert info.value.status == 400

@@ -24,10 +24,12 @@ from tests.strategies.telemetry import (
 from trio_trickle import ProtocolError
 from trio_trickle._wire_telemetry import (
     RESERVED_DATA_KEYS,
-    TelemetryBatch,
     TelemetryError,
     TelemetryEvent,
     TelemetryRelay,
+)
+from trio_trickle._wire_telemetry_sink import (
+    TelemetryBatch,
     decode_spool,
     encode_spool,
 )

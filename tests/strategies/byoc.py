@@ -11,14 +11,15 @@ from trio_trickle._wire_byoc import (
     CapabilityRegistration,
     GatewayStreamStartRequest,
     GatewayStreamStartResponse,
+    OrchestratorStreamUrls,
+)
+from trio_trickle._wire_byoc_token import (
     JobParameters,
     JobPrice,
     JobRequest,
     JobRequestDetails,
     JobSender,
     JobToken,
-    OrchestratorStreamUrls,
-    WorkerStreamStart,
 )
 
 INT64_MAX = 2**63 - 1
@@ -181,39 +182,6 @@ def orchestrator_stream_urls(draw: st.DrawFn) -> OrchestratorStreamUrls:
         subscribe_url=draw(url),
         data_url=draw(url),
         balance=draw(st.none() | st.integers(-(10**30), 10**30)),
-    )
-
-
-RESERVED_WORKER_KEYS = {
-    "gateway_request_id",
-    "control_url",
-    "events_url",
-    "subscribe_url",
-    "publish_url",
-    "data_url",
-    "params",
-}
-
-
-@st.composite
-def worker_stream_starts(draw: st.DrawFn) -> WorkerStreamStart:
-    url = st.none() | http_urls
-    extra = draw(
-        st.dictionaries(
-            st.text(max_size=8).filter(lambda k: k not in RESERVED_WORKER_KEYS),
-            json_values,
-            max_size=3,
-        )
-    )
-    return WorkerStreamStart(
-        gateway_request_id=draw(names),
-        control_url=draw(http_urls),
-        events_url=draw(http_urls),
-        subscribe_url=draw(url),
-        publish_url=draw(url),
-        data_url=draw(url),
-        params=draw(st.none() | json_objects),
-        extra=extra,
     )
 
 

@@ -10,29 +10,35 @@ from hypothesis import strategies as st
 
 from tests.strategies.byoc import eth_addresses, http_urls, json_objects
 from trio_trickle._wire_live_runner import (
-    AdvertisedPrice,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    RunnerChannel,
+    RunnerGpu,
+    RunnerPriceInfo,
+)
+from trio_trickle._wire_live_runner_channels import (
     ChannelsDeleteRequest,
     ChannelsDeleteResponse,
     ChannelSpec,
     ChannelsRequest,
     ChannelsResponse,
-    DiscoveryEntry,
-    DiscoveryResponse,
-    DiscoveryRunner,
-    HeartbeatRequest,
-    HeartbeatResponse,
-    JsonErrorBody,
     O2RKeepalive,
     O2RSessionEvent,
-    PaymentChallenge,
-    PaymentHeaders,
     ProxiedSessionHeaders,
     ProxyRequest,
     ProxyResponse,
+)
+from trio_trickle._wire_live_runner_discovery import (
+    AdvertisedPrice,
+    DiscoveryEntry,
+    DiscoveryResponse,
+    DiscoveryRunner,
+)
+from trio_trickle._wire_live_runner_payment import (
+    JsonErrorBody,
+    PaymentChallenge,
+    PaymentHeaders,
     RefreshPaymentRequest,
-    RunnerChannel,
-    RunnerGpu,
-    RunnerPriceInfo,
     SessionReservation,
 )
 

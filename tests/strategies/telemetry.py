@@ -11,10 +11,12 @@ from trio_trickle._wire_telemetry import (
     KNOWN_ERROR_TYPES,
     KNOWN_EVENTS,
     RESERVED_DATA_KEYS,
-    TelemetryBatch,
     TelemetryError,
     TelemetryEvent,
     TelemetryRelay,
+)
+from trio_trickle._wire_telemetry_sink import (
+    TelemetryBatch,
 )
 
 __all__ = [

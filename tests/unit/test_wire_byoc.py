@@ -14,16 +14,18 @@ from trio_trickle._wire_byoc import (
     CapabilityRegistration,
     GatewayStreamStartRequest,
     GatewayStreamStartResponse,
+    OrchestratorStreamUrls,
+)
+from trio_trickle._wire_byoc_token import (
     JobParameters,
     JobPrice,
     JobRequest,
     JobRequestDetails,
     JobSender,
     JobToken,
-    OrchestratorStreamUrls,
-    WorkerStreamStart,
     decode_signature,
 )
+from trio_trickle._wire_runner import StreamStartRequest
 
 ADDR = "0x" + "Ab" * 20
 SIG65 = "0x" + "1c" * 65
@@ -485,13 +487,14 @@ WORKER_BODY: dict[str, Any] = {
 
 @pytest.mark.spec("BYOC-090")
 def test_worker_start_literal() -> None:
-    start = WorkerStreamStart.from_wire(WORKER_BODY)
+    # The worker body is the runner API's start body: one class serves both.
+    start = StreamStartRequest.from_wire(WORKER_BODY)
     assert start.to_wire() == WORKER_BODY
 
 
 @pytest.mark.spec("BYOC-090", "BYOC-091")
 def test_worker_body_ignores_gateway_attempts_to_override() -> None:
-    start = WorkerStreamStart.build(
+    start = StreamStartRequest.build(
         stream_id="cam1-abc",
         control_url=WORKER_BODY["control_url"],
         events_url=WORKER_BODY["events_url"],
@@ -521,7 +524,7 @@ def test_worker_accepts_minimal_body_with_unknown_keys() -> None:
         "params": None,
         "future": [1, 2],
     }
-    start = WorkerStreamStart.from_wire(body)
+    start = StreamStartRequest.from_wire(body)
     assert start.subscribe_url is None
     assert start.publish_url is None
     assert start.data_url is None
@@ -531,17 +534,19 @@ def test_worker_accepts_minimal_body_with_unknown_keys() -> None:
 
 @pytest.mark.spec("BYOC-090")
 def test_worker_params_must_be_an_object_or_null() -> None:
+    urls = {"control_url": WORKER_BODY["control_url"], "events_url": WORKER_BODY["events_url"]}
     with pytest.raises(InvalidMessage):
-        WorkerStreamStart.from_wire({**WORKER_BODY, "params": "prompt=x"})
-    with pytest.raises(InvalidMessage):
-        WorkerStreamStart.build(
-            stream_id="s", control_url="c", events_url="e", gateway_body={"params": [1]}
-        )
+        StreamStartRequest.from_wire({**WORKER_BODY, "params": "prompt=x"})
+    with pytest.raises(InvalidMessage, match="params"):
+        StreamStartRequest.build(stream_id="s", gateway_body={"params": [1]}, **urls)
+    built = StreamStartRequest.build(stream_id="s", gateway_body={"params": {"a": 1}}, **urls)
+    assert built.params == {"a": 1}
 
 
 @pytest.mark.spec("BYOC-090")
 def test_worker_extra_cannot_hold_reserved_keys() -> None:
+    urls = {"control_url": WORKER_BODY["control_url"], "events_url": WORKER_BODY["events_url"]}
     with pytest.raises(InvalidMessage):
-        WorkerStreamStart(
-            gateway_request_id="s", control_url="c", events_url="e", extra={"data_url": "x"}
-        )
+        StreamStartRequest(gateway_request_id="s", extra={"data_url": "x"}, **urls)
+    with pytest.raises(InvalidMessage):
+        StreamStartRequest.build(stream_id="s", gateway_body={"t": (1, 2)}, **urls)

@@ -9,33 +9,41 @@ from typing import Any
 import pytest
 
 from trio_trickle import InvalidMessage, ProtocolError
+from trio_trickle._wire_go import (
+    format_go_duration,
+    parse_go_duration,
+)
 from trio_trickle._wire_live_runner import (
-    AdvertisedPrice,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    RunnerChannel,
+    RunnerGpu,
+    RunnerPriceInfo,
+)
+from trio_trickle._wire_live_runner_channels import (
     ChannelsDeleteRequest,
     ChannelsDeleteResponse,
     ChannelSpec,
     ChannelsRequest,
     ChannelsResponse,
-    DiscoveryEntry,
-    DiscoveryResponse,
-    HeartbeatRequest,
-    HeartbeatResponse,
-    JsonErrorBody,
     O2RKeepalive,
     O2RSessionEvent,
-    PaymentChallenge,
-    PaymentHeaders,
     ProxiedSessionHeaders,
     ProxyRequest,
     ProxyResponse,
-    RefreshPaymentRequest,
-    RunnerChannel,
-    RunnerGpu,
-    RunnerPriceInfo,
-    SessionReservation,
-    format_go_duration,
-    parse_go_duration,
     parse_o2r_message,
+)
+from trio_trickle._wire_live_runner_discovery import (
+    AdvertisedPrice,
+    DiscoveryEntry,
+    DiscoveryResponse,
+)
+from trio_trickle._wire_live_runner_payment import (
+    JsonErrorBody,
+    PaymentChallenge,
+    PaymentHeaders,
+    RefreshPaymentRequest,
+    SessionReservation,
     parse_reservation_402,
 )
 

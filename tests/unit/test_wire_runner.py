@@ -7,26 +7,28 @@ from typing import Any
 
 import pytest
 
-from trio_trickle import InvalidMessage, ProtocolError
+from trio_trickle import InvalidMessage, ProtocolError, _wire_runner, _wire_runner_status
 from trio_trickle._wire_runner import (
+    LiveVideoToVideoResponse,
+    PredictRequest,
+    StreamParamsRequest,
+    StreamParamsResponse,
+    StreamStartRequest,
+    StreamStartResponse,
+    StreamStopRequest,
+    StreamStopResponse,
+)
+from trio_trickle._wire_runner_status import (
     HEADER_STREAM_ID,
     SSE_DONE,
     ErrorResponse,
     HealthResponse,
     HealthStatus,
-    LiveVideoToVideoResponse,
-    PredictRequest,
     SessionState,
     SessionStatus,
     StopReason,
     StreamFps,
-    StreamParamsRequest,
-    StreamParamsResponse,
-    StreamStartRequest,
-    StreamStartResponse,
     StreamStatusResponse,
-    StreamStopRequest,
-    StreamStopResponse,
     bearer_token,
     encode_sse_data,
     encode_sse_error,
@@ -146,12 +148,49 @@ def test_missing_control_or_events_url_is_400(key: str, how: str) -> None:
     assert info.value.status == 400
 
 
+@pytest.mark.spec("RUN-042", "BYOC-094")
+@pytest.mark.parametrize(
+    "present",
+    [
+        (),
+        ("data_url",),
+        ("subscribe_url",),
+        ("publish_url",),
+        ("subscribe_url", "data_url"),
+        ("publish_url", "data_url"),
+    ],
+)
+def test_start_body_with_any_subset_of_channels_decodes(present: tuple[str, ...]) -> None:
+    media = ("subscribe_url", "publish_url", "data_url")
+    body = {k: v for k, v in GO_START.items() if k not in media or k in present}
+    req = StreamStartRequest.from_wire(body)
+    assert sorted(req.media_urls()) == sorted(present)
+    assert req.has_ingress == ("subscribe_url" in present)
+    assert req.has_egress == ("publish_url" in present)
+    assert req.has_data == ("data_url" in present)
+    assert req.to_wire() == body
+
+
 @pytest.mark.spec("RUN-046")
-def test_neither_subscribe_nor_publish_is_400_even_with_data_url() -> None:
-    body = {k: v for k, v in GO_START.items() if k not in ("subscribe_url", "publish_url")}
-    with pytest.raises(InvalidMessage, match="subscribe_url or publish_url") as info:
-        StreamStartRequest.from_wire(body)
+def test_start_without_any_channel_is_refused_by_the_runner_check() -> None:
+    media = ("subscribe_url", "publish_url", "data_url")
+    req = StreamStartRequest.from_wire({k: v for k, v in GO_START.items() if k not in media})
+    with pytest.raises(InvalidMessage, match="subscribe_url, publish_url or data_url") as info:
+        req.require_channel()
     assert info.value.status == 400
+
+
+@pytest.mark.spec("RUN-046")
+@pytest.mark.parametrize("key", ["subscribe_url", "publish_url", "data_url"])
+def test_one_channel_of_any_kind_satisfies_the_runner_check(key: str) -> None:
+    # Data-only is what a BYOC worker with only data output enabled receives.
+    media = {"subscribe_url", "publish_url", "data_url"} - {key}
+    body = {k: v for k, v in GO_START.items() if k not in media}
+    StreamStartRequest.from_wire(body).require_channel()
+    # An empty string is no channel at all (RUN-040).
+    body[key] = ""
+    with pytest.raises(InvalidMessage):
+        StreamStartRequest.from_wire(body).require_channel()
 
 
 @pytest.mark.spec("RUN-047")
@@ -181,11 +220,14 @@ def test_start_request_constructor_validates() -> None:
         "publish_url": "http://o/p",
     }
     StreamStartRequest(**good)
+    StreamStartRequest(**{**good, "publish_url": None})  # no channel: the runner decides
     for bad in (
         {"gateway_request_id": ""},
         {"gateway_request_id": "x" * 257},
         {"control_url": "o/c"},
-        {"publish_url": None},
+        {"control_url": " http://o/c"},
+        {"events_url": "http://o/" + "e" * 2048},
+        {"data_url": "ws://o/d"},
         {"params": {"a": float("nan")}},
         {"params": {1: "int key"}},
         {"extra": {"params": {}}},
@@ -464,6 +506,13 @@ def test_bearer_token(header: str | None, token: str | None) -> None:
 
 def test_stream_id_header_name() -> None:
     assert HEADER_STREAM_ID == "X-Stream-Id"
+
+
+def test_status_vocabulary_is_importable_from_the_runner_module() -> None:
+    # Sessions and the runner app import these from _wire_runner; the objects are the same.
+    for name in _wire_runner_status.__all__:
+        assert getattr(_wire_runner, name) is getattr(_wire_runner_status, name)
+    assert not set(_wire_runner.__all__) & set(_wire_runner_status.__all__)
 
 
 def test_params_sharing_a_value_are_fine_but_cycles_are_refused() -> None:

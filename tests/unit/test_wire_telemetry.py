@@ -16,10 +16,12 @@ from trio_trickle._wire_telemetry import (
     MAX_EVENT_BYTES,
     REQUIRED_METADATA,
     RESERVED_DATA_KEYS,
-    TelemetryBatch,
     TelemetryError,
     TelemetryEvent,
     TelemetryRelay,
+)
+from trio_trickle._wire_telemetry_sink import (
+    TelemetryBatch,
     decode_spool,
     encode_spool,
     parse_retry_after,

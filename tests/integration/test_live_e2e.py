@@ -1,0 +1,167 @@
+"""End to end: generated video through a real runner and trickle server and back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trio
+
+from tests.integration.live_harness import live_rig
+from trio_trickle._media_decode import decode_segments
+from trio_trickle._media_frames import AudioFrame, VideoFrame
+from trio_trickle._media_testsrc import generate_ts, read_index, test_pattern
+from trio_trickle.examples import Invert
+
+WIDTH, HEIGHT, FPS, SECONDS = 128, 72, 30, 3
+
+
+@pytest.mark.spec("RUN-074", "RUN-080", "RUN-099", "RUN-100", "RUN-101", "RUN-107", "RUN-108")
+@pytest.mark.spec("RUN-109", "RUN-111", "RUN-112")
+async def test_invert_round_trip_preserves_frames_order_and_audio() -> None:
+    segments = generate_ts(seconds=SECONDS, width=WIDTH, height=HEIGHT, fps=FPS, audio=True)
+    source = decode_segments(segments)
+    source_video = [f for f in source if isinstance(f, VideoFrame)]
+    with trio.fail_after(40):
+        async with live_rig(Invert()) as rig:
+            response = await rig.start("inv")
+            assert response.status_code == 200, response.text
+            await rig.publish("inv", segments, pace=1.0)
+            await trio.sleep(0.5)
+            rig.trickle.server.delete_channel("inv")  # input ends: EOS on subscribe_url
+            await rig.wait_for(lambda: "stream_stopped" in rig.event_types(), 10)
+            rig.trickle.server.delete_channel("inv-out")
+            await trio.sleep(0.2)
+    stopped = [e["event"] for e in rig.events if e["event"].get("type") == "stream_stopped"]
+    # EOS if the runner's next GET was already waiting, 404 if it came after the delete.
+    assert stopped[0]["reason"] in ("input_ended", "input_gone")
+    output = decode_segments(rig.output)
+    video = [f for f in output if isinstance(f, VideoFrame)]
+    audio = [f for f in output if isinstance(f, AudioFrame)]
+    assert len(video) == len(source_video)
+    assert [f.pts for f in video] == sorted(f.pts for f in video)
+    for frame in video:
+        pixels = frame.tensor.numpy()
+        restored = 255 - pixels.astype(np.int16)
+        index = read_index(restored.clip(0, 255).astype(np.uint8))
+        expected = test_pattern(WIDTH, HEIGHT, index).astype(np.int16)
+        assert np.abs(restored - expected).mean() < 12
+    assert [
+        read_index((255 - f.tensor.numpy().astype(np.int16)).astype(np.uint8)) for f in video
+    ] == list(range(len(video)))
+    assert audio, "the audio came back"
+    assert abs(audio[0].time - video[0].time) <= 1 / FPS + 0.03
+
+
+class Recorder(Invert):
+    """Invert that records its hook calls and talks on the events and data channels."""
+
+    def __init__(self, fail_video: bool = False) -> None:
+        self.calls: list[str] = []
+        self.params: list[dict[str, object]] = []
+        self.fail_video = fail_video
+
+    async def on_stream_start(self, params: dict[str, object]) -> None:
+        self.calls.append("start")
+        self.emit_event({"type": "hello", "params": params})
+
+    def process_video(self, frame: VideoFrame) -> VideoFrame | None:
+        if self.fail_video:
+            raise RuntimeError("boom")
+        self.emit_data({"pts": frame.pts})
+        return super().process_video(frame)
+
+    async def on_params_update(self, params: dict[str, object]) -> None:
+        self.calls.append("params")
+        self.params.append(params)
+        self.emit_event({"type": "params_seen", "params": params})
+
+    async def on_stream_stop(self) -> None:
+        self.calls.append("stop")
+        self.emit_event({"type": "goodbye"})
+
+
+@pytest.mark.spec("RUN-062", "RUN-075", "RUN-078", "RUN-087", "RUN-090", "RUN-091", "RUN-095")
+@pytest.mark.spec("RUN-085", "RUN-096", "RUN-097")
+async def test_params_events_and_data_reach_their_channels() -> None:
+    pipeline = Recorder()
+    segments = generate_ts(seconds=2, width=WIDTH, height=HEIGHT, fps=FPS, audio=False)
+    with trio.fail_after(40):
+        async with live_rig(pipeline) as rig:
+            assert (await rig.start("par", params={"prompt": "a"})).status_code == 200
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(rig.publish, "par", segments, 1.0)
+                await rig.control("par", {"keep": "alive"})
+                await rig.control("par", {"prompt": "b"})
+                await rig.wait_for(lambda: "params_seen" in rig.event_types(), 5)
+                reply = await rig.http.post(rig.runner.url + "/stream/params", json={"prompt": "c"})
+                assert reply.status_code == 200
+                assert reply.json() == {"status": "ok"}
+            await rig.wait_for(lambda: len(rig.data) >= 10, 10)
+            stop = await rig.http.post(rig.runner.url + "/stream/stop", content=b"bye")
+            assert stop.status_code == 200
+            await rig.wait_for(lambda: "stream_stopped" in rig.event_types(), 5)
+    assert pipeline.params == [{"prompt": "b"}, {"prompt": "c"}]
+    assert pipeline.calls[0] == "start"
+    assert pipeline.calls[-1] == "stop"
+    assert pipeline.calls.count("stop") == 1
+    types = rig.event_types()
+    assert types.index("hello") < types.index("params_seen") < types.index("goodbye")
+    assert types.index("goodbye") < types.index("stream_stopped")
+    stopped = rig.events[types.index("stream_stopped")]["event"]
+    assert stopped["reason"] == "stop_requested"
+    assert stopped["detail"] == "bye"
+    beats = [e for e in rig.events if e.get("queue_event_type") == "stream_heartbeat"]
+    assert len(beats) >= 2
+    assert "fps" in beats[-1]["event"]
+    assert any(e["event"].get("type") == "status" for e in rig.events)
+    assert all(isinstance(record["pts"], int) for record in rig.data)
+
+
+@pytest.mark.spec("RUN-082", "RUN-083", "RUN-104", "RUN-118", "RUN-015")
+async def test_failing_hook_ends_that_session_and_the_next_one_runs() -> None:
+    pipeline = Recorder(fail_video=True)
+    segments = generate_ts(seconds=1, width=WIDTH, height=HEIGHT, fps=FPS, audio=False)
+    with trio.fail_after(40):
+        async with live_rig(pipeline) as rig:
+            assert (await rig.start("bad")).status_code == 200
+            await rig.publish("bad", segments, pace=0.5)
+            await rig.wait_for(lambda: "stream_stopped" in rig.event_types(), 10)
+            stopped = rig.events[rig.event_types().index("stream_stopped")]["event"]
+            assert stopped["reason"] == "failed"
+            assert "process_video failed: RuntimeError" in stopped["error"]
+            assert "error" in rig.event_types()
+            health = await rig.http.get(rig.runner.url + "/health")
+            assert health.json()["status"] in ("IDLE", "OK")
+            pipeline.fail_video = False
+            rig.events.clear()
+            assert (await rig.start("good")).status_code == 200
+            await rig.publish("good", segments, pace=0.5)
+            rig.trickle.server.delete_channel("good")
+            await rig.wait_for(lambda: "stream_stopped" in rig.event_types(), 10)
+            stopped = rig.events[rig.event_types().index("stream_stopped")]["event"]
+            assert stopped["reason"] in ("input_ended", "input_gone")
+            assert "error" not in stopped
+            await rig.wait_for(lambda: len(rig.output) >= 1, 10)
+
+
+@pytest.mark.spec("RUN-101", "RUN-100")
+@pytest.mark.parametrize(("suffix", "reason"), [("", "input_gone"), ("-control", "control_gone")])
+async def test_deleting_input_or_control_stops_the_session_within_1s(
+    suffix: str, reason: str
+) -> None:
+    with trio.fail_after(30):
+        async with live_rig(Invert()) as rig:
+            assert (await rig.start("del")).status_code == 200
+            await rig.wait_for(lambda: "status" in rig.event_types(), 5)
+            manager = rig.runner.manager
+            assert manager is not None
+            assert manager.active_count == 1
+            rig.trickle.server.delete_channel("del" + suffix)
+            started = trio.current_time()
+            with trio.fail_after(1.0):
+                while manager.active_count:
+                    await trio.sleep(0.01)
+            assert trio.current_time() - started < 1.0
+            await rig.wait_for(lambda: "stream_stopped" in rig.event_types(), 5)
+    stopped = rig.events[rig.event_types().index("stream_stopped")]["event"]
+    assert stopped["reason"] in (reason, "input_ended")
