@@ -95,8 +95,9 @@ class LiveRig:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def wait_for(self, predicate: Any, timeout: float) -> None:
-        with trio.fail_after(timeout):
+    async def wait_for(self, predicate: Any, within: float) -> None:
+        """Wait until ``predicate()`` holds; fail after ``within`` seconds."""
+        with trio.fail_after(within):
             while not predicate():
                 await self._changed.wait()
 
