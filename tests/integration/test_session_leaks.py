@@ -1,0 +1,61 @@
+"""Many sessions started and stopped leave nothing behind: no task, thread or fd."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+import trio
+import trio.lowlevel
+
+from tests.integration.live_harness import live_rig
+from trio_trickle.examples import Invert
+
+CYCLES = 200
+
+
+def _tasks() -> int:
+    def walk(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(walk(t) for n in task.child_nurseries for t in n.child_tasks)
+
+    return walk(trio.lowlevel.current_root_task())
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.spec("RUN-098", "RUN-106", "RUN-066", "RUN-075")
+async def test_start_stop_cycles_leave_nothing_behind() -> None:
+    pipeline = Invert()
+    with trio.fail_after(180):
+        async with live_rig(pipeline) as rig:
+            manager = rig.runner.manager
+            assert manager is not None
+
+            async def cycle(index: int) -> None:
+                mid = f"cycle{index}"
+                rig.create_channels(mid)
+                started = await rig.http.post(
+                    rig.runner.url + "/stream/start", json=rig.start_body(mid)
+                )
+                assert started.status_code == 200, started.text
+                stopped = await rig.http.post(rig.runner.url + "/stream/stop")
+                assert stopped.status_code == 200
+                assert manager.active_count == 0
+                for suffix in ("", "-out", "-control", "-events", "-data"):
+                    rig.trickle.server.delete_channel(mid + suffix)
+
+            for index in range(5):  # warm up pools and caches
+                await cycle(index)
+            await trio.sleep(0.5)
+            tasks, threads, fds = _tasks(), threading.active_count(), _fds()
+            for index in range(5, 5 + CYCLES):
+                await cycle(index)
+            await trio.sleep(0.5)
+            assert manager.active_count == 0
+            assert _tasks() == tasks
+            assert threading.active_count() <= threads
+            assert _fds() <= fds
+            assert rig.trickle.server.core.channels == {}
