@@ -183,7 +183,7 @@ class ChannelCore:
         """
         self._require_open()
         if seq < SEQ_NEXT:
-            raise InvalidMessage(f"Invalid idx {seq}: must be >= -1")
+            raise InvalidMessage("Invalid idx")
         if seq == SEQ_NEXT:
             seq = self.next_write
         segment = self._install(seq)
@@ -266,7 +266,7 @@ class ChannelCore:
         """
         self._require_open()
         if seq < SEQ_CURRENT:
-            raise InvalidMessage(f"Invalid idx {seq}: must be >= -2")
+            raise InvalidMessage("Invalid idx")
         requested = seq
         if seq == SEQ_NEXT:
             seq = self.next_write
@@ -285,7 +285,7 @@ class ChannelCore:
         """DELETE of one segment: close it so its readers and preconnect finish."""
         self._require_open()
         if seq < 0:
-            raise InvalidMessage(f"Invalid idx {seq}: must be >= 0")
+            raise InvalidMessage("Invalid idx")
         segment = self.segment(seq)
         if segment is None:
             raise ProtocolError("Nonexistent segment", status=400)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,7 +33,7 @@ from ._core_server import (
     TrickleServerCore,
     route_request,
 )
-from ._errors import ProtocolError, SegmentGone
+from ._errors import InvalidMessage, ProtocolError, SegmentGone
 from ._wire_trickle import (
     HEADER_EXPECT_CONTENT,
     HEADER_LATEST,
@@ -194,11 +195,17 @@ class TrickleServer:
                 return
 
     async def _dispatch(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
-        path: str = scope["path"]
+        # Route on the raw path, decoding each segment on its own: an escaped
+        # "/" (%2F) inside a channel name must not become a separator (TRK-002).
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        path = raw.decode("latin-1").split("?", 1)[0]
         base = self.config.base_path
         if not path.startswith(base):
             raise ProtocolError("404 page not found", status=404)
-        target = route_request(scope["method"], path[len(base) :])
+        parts = [urllib.parse.unquote(part) for part in path[len(base) :].split("/")]
+        if any("/" in part for part in parts):
+            raise InvalidMessage("invalid channel name: contains '/'")
+        target = route_request(scope["method"], "/".join(parts))
         headers = _headers_of(scope)
         now = self._now()
         op = target.operation
@@ -369,6 +376,9 @@ class TrickleServer:
                 elif isinstance(event, Answer):
                     await _send_answer(send, event, head_only=head_only)
                     if not event.streaming:
+                        break
+                    if head_only:  # HEAD: the head is the whole answer
+                        await send({"type": "http.response.body", "body": b""})
                         break
                 elif not head_only:
                     body = event[0] if len(event) == 1 else b"".join(event)

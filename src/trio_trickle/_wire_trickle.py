@@ -80,11 +80,12 @@ def parse_seq(text: str, *, lowest: int) -> int:
     ``-2``) and 0 for DELETE. Non-integers and out-of-range values raise
     InvalidMessage (400) instead of reaching the ring (go-livepeer panics there).
     """
+    # The message is the answer body: exactly go-livepeer's "Invalid idx" (TRK-026).
     if not isinstance(text, str) or not _SEQ.fullmatch(text):
-        raise InvalidMessage(f"Invalid idx {text!r}: not an integer")
+        raise InvalidMessage("Invalid idx")
     value = int(text)
     if value < lowest:
-        raise InvalidMessage(f"Invalid idx {value}: must be >= {lowest}")
+        raise InvalidMessage("Invalid idx")
     return value
 
 
