@@ -17,7 +17,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REQ = re.compile(r"^\s*[-*]\s+\*\*([A-Z]{2,5}-\d{3})\*\*\s+\((MUST NOT|MUST|SHOULD NOT|SHOULD|MAY)\)")
+REQ = re.compile(
+    r"^\s*[-*]\s+\*\*([A-Z]{2,5}-\d{3})\*\*\s+\((MUST NOT|MUST|SHOULD NOT|SHOULD|MAY)\)"
+)
 STATUS = re.compile(r"^Status:\s*(.+?)\s*$", re.MULTILINE)
 
 
@@ -60,7 +62,9 @@ def main() -> int:
             seen.add(req_id)
             defined.add(req_id)
             tests = cited.get(req_id, [])
-            mark = "ok " if tests else ("!! " if implemented and level.startswith("MUST") else "-- ")
+            mark = (
+                "ok " if tests else ("!! " if implemented and level.startswith("MUST") else "-- ")
+            )
             print(f"  {mark}{req_id} ({level}): {len(tests)} test(s)")
             for node in tests[:3]:
                 print(f"        {node}")

@@ -5,139 +5,397 @@ Layout (dependencies point one way, top to bottom):
 * wire and sans-io core: ``_wire_*`` (attrs messages with ``to_wire``/``from_wire``)
   and ``_core_*`` (the trickle channel state machine). No I/O, no trio.
 * trio adapters: the trickle server (hypercorn) and client (httpx), media (PyAV).
-* sessions, runner HTTP app, orchestrator, gateway, CLI.
+* the runner SDK base classes, sessions, the runner HTTP app, CLI and demo.
 
-Every public name is re-exported here exactly once.
+Every public name is re-exported here exactly once. Names whose modules need
+the ``media``/``torch`` extras (PyAV, torch) load on first use, so importing
+the package, the wire layer or the trickle server never pulls in torch.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._client_channels import (
+    JsonlReader as JsonlReader,
+    JsonlWriter as JsonlWriter,
+    JsonSegmentReader as JsonSegmentReader,
+    JsonSegmentWriter as JsonSegmentWriter,
+)
+from ._client_http import (
+    ClientTimeouts as ClientTimeouts,
+    create_http_client as create_http_client,
+)
+from ._client_publisher import (
+    QUEUE_CHUNKS as QUEUE_CHUNKS,
+    PublisherSegment as PublisherSegment,
+    TricklePublisher as TricklePublisher,
+)
+from ._client_subscriber import (
+    SubscriberSegment as SubscriberSegment,
+    TrickleSubscriber as TrickleSubscriber,
+)
 from ._core_channel import (
     Answer as Answer,
-)
-from ._core_channel import (
     AppendResult as AppendResult,
-)
-from ._core_channel import (
     ChannelCore as ChannelCore,
-)
-from ._core_channel import (
     PublishTicket as PublishTicket,
-)
-from ._core_channel import (
     ReadCursor as ReadCursor,
-)
-from ._core_channel import (
     ReadSignal as ReadSignal,
 )
 from ._core_segment import (
     Segment as Segment,
-)
-from ._core_segment import (
     SegmentEvent as SegmentEvent,
-)
-from ._core_segment import (
     SegmentState as SegmentState,
 )
 from ._core_server import (
     MethodNotAllowed as MethodNotAllowed,
-)
-from ._core_server import (
     Operation as Operation,
-)
-from ._core_server import (
     Route as Route,
-)
-from ._core_server import (
     ServerConfig as ServerConfig,
-)
-from ._core_server import (
     TrickleServerCore as TrickleServerCore,
-)
-from ._core_server import (
     route_request as route_request,
 )
 from ._errors import (
     ChannelClosed as ChannelClosed,
-)
-from ._errors import (
     ChannelNotFound as ChannelNotFound,
-)
-from ._errors import (
     IllegalTransition as IllegalTransition,
-)
-from ._errors import (
     InvalidMessage as InvalidMessage,
-)
-from ._errors import (
     PayloadTooLarge as PayloadTooLarge,
-)
-from ._errors import (
     ProtocolError as ProtocolError,
-)
-from ._errors import (
     SegmentGone as SegmentGone,
-)
-from ._errors import (
     TransportError as TransportError,
-)
-from ._errors import (
     TrickleError as TrickleError,
+)
+from ._hooks import (
+    DEFAULT_CANCEL_GRACE as DEFAULT_CANCEL_GRACE,
+    call_hook as call_hook,
+    is_async_callable as is_async_callable,
+    iterate_in_thread as iterate_in_thread,
+)
+from ._live_pipeline import (
+    HOOK_NAMES as HOOK_NAMES,
+    LivePipeline as LivePipeline,
+    StreamOutlets as StreamOutlets,
+    bind_outlets as bind_outlets,
+    current_outlets as current_outlets,
+    unbind_outlets as unbind_outlets,
+)
+from ._metrics import (
+    RateMeter as RateMeter,
+    SessionCounters as SessionCounters,
+)
+from ._outlet import (
+    DropOldestOutlet as DropOldestOutlet,
+)
+from ._pipeline import (
+    JsonType as JsonType,
+    Pipeline as Pipeline,
+    PredictParameter as PredictParameter,
+    PredictSignature as PredictSignature,
+    UnsupportedAnnotation as UnsupportedAnnotation,
+    compile_annotation as compile_annotation,
+    openapi_document as openapi_document,
+)
+from ._recent_queue import (
+    RecentQueue as RecentQueue,
 )
 from ._server import (
     BeforeHook as BeforeHook,
-)
-from ._server import (
     TrickleServer as TrickleServer,
-)
-from ._server import (
     TrickleServerHandle as TrickleServerHandle,
-)
-from ._server import (
     open_trickle_server as open_trickle_server,
+)
+from ._wire_byoc import (
+    BYOC_BALANCE_HEADER as BYOC_BALANCE_HEADER,
+    BYOC_CAPABILITY_HEADER as BYOC_CAPABILITY_HEADER,
+    CapabilityRegistration as CapabilityRegistration,
+    GatewayStreamStartRequest as GatewayStreamStartRequest,
+    GatewayStreamStartResponse as GatewayStreamStartResponse,
+    OrchestratorStreamUrls as OrchestratorStreamUrls,
+)
+from ._wire_byoc_token import (
+    BYOC_ETH_ADDRESS_HEADER as BYOC_ETH_ADDRESS_HEADER,
+    BYOC_JOB_HEADER as BYOC_JOB_HEADER,
+    JobParameters as JobParameters,
+    JobPrice as JobPrice,
+    JobRequest as JobRequest,
+    JobRequestDetails as JobRequestDetails,
+    JobSender as JobSender,
+    JobToken as JobToken,
+    decode_signature as decode_signature,
+)
+from ._wire_channel_events import (
+    EVENTS_MAX_GAP as EVENTS_MAX_GAP,
+    HEARTBEAT_INTERVAL as HEARTBEAT_INTERVAL,
+    TOPIC_AI_STREAM_EVENTS as TOPIC_AI_STREAM_EVENTS,
+    TOPIC_AI_STREAM_STATUS as TOPIC_AI_STREAM_STATUS,
+    TOPIC_STREAM_HEARTBEAT as TOPIC_STREAM_HEARTBEAT,
+    EventEnvelope as EventEnvelope,
+    HeartbeatEvent as HeartbeatEvent,
+    StatusEvent as StatusEvent,
+    decode_event as decode_event,
+    encode_event as encode_event,
+)
+from ._wire_channels import (
+    CONTROL_KEEPALIVE_INTERVAL as CONTROL_KEEPALIVE_INTERVAL,
+    DATA_SEGMENT_INTERVAL as DATA_SEGMENT_INTERVAL,
+    DEFAULT_MAX_SEGMENT_BYTES as DEFAULT_MAX_SEGMENT_BYTES,
+    MAX_JSON_DEPTH as MAX_JSON_DEPTH,
+    MAX_JSONL_LINE_BYTES as MAX_JSONL_LINE_BYTES,
+    MIME_JSON as MIME_JSON,
+    MIME_JSONL as MIME_JSONL,
+    MIME_MPEGTS as MIME_MPEGTS,
+    ControlMessage as ControlMessage,
+    DataLine as DataLine,
+    JsonlDecoder as JsonlDecoder,
+    KeepAlive as KeepAlive,
+    SegmentAccumulator as SegmentAccumulator,
+    StreamChannels as StreamChannels,
+    check_segment_size as check_segment_size,
+    control_from_wire as control_from_wire,
+    decode_control as decode_control,
+    decode_jsonl as decode_jsonl,
+    decode_jsonl_values as decode_jsonl_values,
+    encode_control as encode_control,
+    encode_jsonl as encode_jsonl,
+    mime_matches as mime_matches,
+)
+from ._wire_go import (
+    format_go_duration as format_go_duration,
+    parse_go_duration as parse_go_duration,
+)
+from ._wire_live_runner import (
+    HeartbeatRequest as HeartbeatRequest,
+    HeartbeatResponse as HeartbeatResponse,
+    RunnerChannel as RunnerChannel,
+    RunnerGpu as RunnerGpu,
+    RunnerPriceInfo as RunnerPriceInfo,
+)
+from ._wire_live_runner_channels import (
+    MAX_CHANNELS_PER_REQUEST as MAX_CHANNELS_PER_REQUEST,
+    ChannelsDeleteRequest as ChannelsDeleteRequest,
+    ChannelsDeleteResponse as ChannelsDeleteResponse,
+    ChannelSpec as ChannelSpec,
+    ChannelsRequest as ChannelsRequest,
+    ChannelsResponse as ChannelsResponse,
+    O2RKeepalive as O2RKeepalive,
+    O2RSessionEvent as O2RSessionEvent,
+    ProxiedSessionHeaders as ProxiedSessionHeaders,
+    ProxyRequest as ProxyRequest,
+    ProxyResponse as ProxyResponse,
+    normalize_channel_name as normalize_channel_name,
+    parse_o2r_message as parse_o2r_message,
+)
+from ._wire_live_runner_discovery import (
+    AdvertisedPrice as AdvertisedPrice,
+    DiscoveryEntry as DiscoveryEntry,
+    DiscoveryResponse as DiscoveryResponse,
+    DiscoveryRunner as DiscoveryRunner,
+)
+from ._wire_live_runner_payment import (
+    JsonErrorBody as JsonErrorBody,
+    PaymentChallenge as PaymentChallenge,
+    PaymentHeaders as PaymentHeaders,
+    RefreshPaymentRequest as RefreshPaymentRequest,
+    SessionReservation as SessionReservation,
+    parse_reservation_402 as parse_reservation_402,
+)
+from ._wire_runner import (
+    MAX_STOP_REASON_LENGTH as MAX_STOP_REASON_LENGTH,
+    LiveVideoToVideoResponse as LiveVideoToVideoResponse,
+    PredictRequest as PredictRequest,
+    StreamParamsRequest as StreamParamsRequest,
+    StreamParamsResponse as StreamParamsResponse,
+    StreamStartRequest as StreamStartRequest,
+    StreamStartResponse as StreamStartResponse,
+    StreamStopRequest as StreamStopRequest,
+    StreamStopResponse as StreamStopResponse,
+)
+from ._wire_runner_status import (
+    HEADER_STREAM_ID as HEADER_STREAM_ID,
+    SSE_DONE as SSE_DONE,
+    ErrorResponse as ErrorResponse,
+    HealthResponse as HealthResponse,
+    HealthStatus as HealthStatus,
+    SessionState as SessionState,
+    SessionStatus as SessionStatus,
+    StopReason as StopReason,
+    StreamFps as StreamFps,
+    StreamStatusResponse as StreamStatusResponse,
+    bearer_token as bearer_token,
+    encode_sse_data as encode_sse_data,
+    encode_sse_error as encode_sse_error,
+)
+from ._wire_telemetry import (
+    DEFAULT_CLIENT_SOURCE as DEFAULT_CLIENT_SOURCE,
+    ENVELOPE_TYPE as ENVELOPE_TYPE,
+    ERROR_MEDIA_AUDIO_OUTPUT_LOOP_FAILED as ERROR_MEDIA_AUDIO_OUTPUT_LOOP_FAILED,
+    ERROR_MEDIA_INPUT_LOOP_FAILED as ERROR_MEDIA_INPUT_LOOP_FAILED,
+    ERROR_MEDIA_OUTPUT_LOOP_FAILED as ERROR_MEDIA_OUTPUT_LOOP_FAILED,
+    ERROR_PARAMS_UPDATE_FAILED as ERROR_PARAMS_UPDATE_FAILED,
+    ERROR_PIPELINE_LOAD_FAILED as ERROR_PIPELINE_LOAD_FAILED,
+    ERROR_PIPELINE_PROCESSING_FAILED as ERROR_PIPELINE_PROCESSING_FAILED,
+    ERROR_STREAM_FAILED as ERROR_STREAM_FAILED,
+    ERROR_STREAM_STARTUP_FAILED as ERROR_STREAM_STARTUP_FAILED,
+    EVENT_ERROR as EVENT_ERROR,
+    EVENT_GATEWAY_CONNECTED as EVENT_GATEWAY_CONNECTED,
+    EVENT_GATEWAY_DISCONNECTED as EVENT_GATEWAY_DISCONNECTED,
+    EVENT_PIPELINE_LOAD_START as EVENT_PIPELINE_LOAD_START,
+    EVENT_PIPELINE_LOADED as EVENT_PIPELINE_LOADED,
+    EVENT_PIPELINE_UNLOADED as EVENT_PIPELINE_UNLOADED,
+    EVENT_PLAYBACK_READY as EVENT_PLAYBACK_READY,
+    EVENT_RUNNER_READY as EVENT_RUNNER_READY,
+    EVENT_SESSION_CLOSED as EVENT_SESSION_CLOSED,
+    EVENT_SESSION_CREATED as EVENT_SESSION_CREATED,
+    EVENT_STREAM_HEARTBEAT as EVENT_STREAM_HEARTBEAT,
+    EVENT_STREAM_STARTED as EVENT_STREAM_STARTED,
+    EVENT_STREAM_STOPPED as EVENT_STREAM_STOPPED,
+    KNOWN_ERROR_TYPES as KNOWN_ERROR_TYPES,
+    KNOWN_EVENTS as KNOWN_EVENTS,
+    MAX_EVENT_BYTES as MAX_EVENT_BYTES,
+    RELAY_TYPE as RELAY_TYPE,
+    REQUIRED_METADATA as REQUIRED_METADATA,
+    RESERVED_DATA_KEYS as RESERVED_DATA_KEYS,
+    TelemetryError as TelemetryError,
+    TelemetryEvent as TelemetryEvent,
+    TelemetryRelay as TelemetryRelay,
+)
+from ._wire_telemetry_sink import (
+    TelemetryBatch as TelemetryBatch,
+    decode_spool as decode_spool,
+    encode_spool as encode_spool,
+    parse_retry_after as parse_retry_after,
 )
 from ._wire_trickle import (
     CLOSED_VALUE as CLOSED_VALUE,
-)
-from ._wire_trickle import (
     HEADER_CLOSED as HEADER_CLOSED,
-)
-from ._wire_trickle import (
     HEADER_EXPECT_CONTENT as HEADER_EXPECT_CONTENT,
-)
-from ._wire_trickle import (
     HEADER_LATEST as HEADER_LATEST,
-)
-from ._wire_trickle import (
     HEADER_RESET as HEADER_RESET,
-)
-from ._wire_trickle import (
     HEADER_SEQ as HEADER_SEQ,
-)
-from ._wire_trickle import (
     MAX_CHANNEL_NAME_LENGTH as MAX_CHANNEL_NAME_LENGTH,
-)
-from ._wire_trickle import (
     SEQ_CURRENT as SEQ_CURRENT,
-)
-from ._wire_trickle import (
     SEQ_NEXT as SEQ_NEXT,
-)
-from ._wire_trickle import (
     STATUS_SEGMENT_GONE as STATUS_SEGMENT_GONE,
-)
-from ._wire_trickle import (
     ChannelChange as ChannelChange,
-)
-from ._wire_trickle import (
     PublishRequestMeta as PublishRequestMeta,
-)
-from ._wire_trickle import (
     SegmentMeta as SegmentMeta,
-)
-from ._wire_trickle import (
     parse_seq as parse_seq,
-)
-from ._wire_trickle import (
     validate_channel_name as validate_channel_name,
 )
+
+if TYPE_CHECKING:
+    from ._demo import (
+        DemoOptions as DemoOptions,
+        DemoReport as DemoReport,
+        run_demo as run_demo,
+        write_png as write_png,
+    )
+    from ._media_decode import (
+        DecodeStats as DecodeStats,
+        TsDecoder as TsDecoder,
+        decode_segments as decode_segments,
+        decode_ts as decode_ts,
+    )
+    from ._media_encode import (
+        SEGMENT_BOUNDARY as SEGMENT_BOUNDARY,
+        EncoderSettings as EncoderSettings,
+        EncodeStats as EncodeStats,
+        SegmentBoundary as SegmentBoundary,
+        TsMuxer as TsMuxer,
+        encode_ts as encode_ts,
+    )
+    from ._media_frames import (
+        AudioFrame as AudioFrame,
+        MediaError as MediaError,
+        VideoFrame as VideoFrame,
+    )
+    from ._media_testsrc import (
+        codec_ceiling as codec_ceiling,
+        generate_frames as generate_frames,
+        generate_ts as generate_ts,
+        read_index as read_index,
+        test_pattern as test_pattern,
+        tone as tone,
+    )
+    from ._runner_app import (
+        RunnerApp as RunnerApp,
+        make_app as make_app,
+    )
+    from ._serve import (
+        InvalidTarget as InvalidTarget,
+        RunnerHandle as RunnerHandle,
+        load_target as load_target,
+        open_runner as open_runner,
+        serve as serve,
+    )
+    from ._session import (
+        Session as Session,
+        SessionSettings as SessionSettings,
+        StartFailed as StartFailed,
+    )
+    from ._session_io import (
+        ParamsJob as ParamsJob,
+        ParamsQueue as ParamsQueue,
+    )
+    from ._session_manager import (
+        StreamManager as StreamManager,
+    )
+
+#: Public names whose modules import PyAV or torch: loaded on first access.
+_LAZY: dict[str, str] = {
+    "DemoOptions": "_demo",
+    "DemoReport": "_demo",
+    "run_demo": "_demo",
+    "write_png": "_demo",
+    "DecodeStats": "_media_decode",
+    "TsDecoder": "_media_decode",
+    "decode_segments": "_media_decode",
+    "decode_ts": "_media_decode",
+    "SEGMENT_BOUNDARY": "_media_encode",
+    "EncodeStats": "_media_encode",
+    "EncoderSettings": "_media_encode",
+    "SegmentBoundary": "_media_encode",
+    "TsMuxer": "_media_encode",
+    "encode_ts": "_media_encode",
+    "AudioFrame": "_media_frames",
+    "MediaError": "_media_frames",
+    "VideoFrame": "_media_frames",
+    "codec_ceiling": "_media_testsrc",
+    "generate_frames": "_media_testsrc",
+    "generate_ts": "_media_testsrc",
+    "read_index": "_media_testsrc",
+    "test_pattern": "_media_testsrc",
+    "tone": "_media_testsrc",
+    "RunnerApp": "_runner_app",
+    "make_app": "_runner_app",
+    "InvalidTarget": "_serve",
+    "RunnerHandle": "_serve",
+    "load_target": "_serve",
+    "open_runner": "_serve",
+    "serve": "_serve",
+    "Session": "_session",
+    "SessionSettings": "_session",
+    "StartFailed": "_session",
+    "ParamsJob": "_session_io",
+    "ParamsQueue": "_session_io",
+    "StreamManager": "_session_manager",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trio_trickle' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"

@@ -22,21 +22,25 @@ from typing import Any
 import attrs
 
 from ._errors import InvalidMessage
-from ._wire_runner_status import HEADER_STREAM_ID as HEADER_STREAM_ID
-from ._wire_runner_status import MAX_ERROR_MESSAGE_LENGTH as MAX_ERROR_MESSAGE_LENGTH
-from ._wire_runner_status import MAX_ID_LENGTH
-from ._wire_runner_status import SSE_DONE as SSE_DONE
-from ._wire_runner_status import ErrorResponse as ErrorResponse
-from ._wire_runner_status import HealthResponse as HealthResponse
-from ._wire_runner_status import HealthStatus as HealthStatus
-from ._wire_runner_status import SessionState as SessionState
-from ._wire_runner_status import SessionStatus as SessionStatus
-from ._wire_runner_status import StopReason as StopReason
-from ._wire_runner_status import StreamFps as StreamFps
-from ._wire_runner_status import StreamStatusResponse as StreamStatusResponse
-from ._wire_runner_status import bearer_token as bearer_token
-from ._wire_runner_status import encode_sse_data as encode_sse_data
-from ._wire_runner_status import encode_sse_error as encode_sse_error
+from ._wire_runner_status import (
+    HEADER_STREAM_ID as HEADER_STREAM_ID,
+    MAX_ERROR_MESSAGE_LENGTH as MAX_ERROR_MESSAGE_LENGTH,
+    MAX_ID_LENGTH,
+    SSE_DONE as SSE_DONE,
+    ErrorResponse as ErrorResponse,
+    HealthResponse as HealthResponse,
+    HealthStatus as HealthStatus,
+    SessionState as SessionState,
+    SessionStatus as SessionStatus,
+    StopReason as StopReason,
+    StreamFps as StreamFps,
+    StreamStatusResponse as StreamStatusResponse,
+    bearer_token as bearer_token,
+    encode_sse_data as encode_sse_data,
+    encode_sse_error as encode_sse_error,
+)
+
+# The SDK app imports this check from here; its one definition is in _wire_util.
 from ._wire_util import (
     expect_object,
     fail,
@@ -44,15 +48,13 @@ from ._wire_util import (
     get_opt_str,
     get_str,
     http_url,
+    is_plain_json as is_plain_json,
     json_object,
     json_object_without,
     optional,
     parse_json,
     text,
 )
-
-# The SDK app imports this check from here; its one definition is in _wire_util.
-from ._wire_util import is_plain_json as is_plain_json
 
 __all__ = [
     "MAX_STOP_REASON_LENGTH",

@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequenc
 from typing import Annotated, Any, Literal, Optional, Union
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from trio_trickle._errors import ProtocolError
 from trio_trickle._pipeline import (

@@ -36,10 +36,12 @@ deliberately differs from go-livepeer; their failures print as
 from __future__ import annotations
 
 # Import order is run order: channels, publishing, subscribing, teardown and sweep.
-from . import _trickle_checks as _trickle_checks
-from . import _trickle_checks_publish as _trickle_checks_publish
-from . import _trickle_checks_subscribe as _trickle_checks_subscribe
-from . import _trickle_checks_teardown as _trickle_checks_teardown
+from . import (
+    _trickle_checks as _trickle_checks,
+    _trickle_checks_publish as _trickle_checks_publish,
+    _trickle_checks_subscribe as _trickle_checks_subscribe,
+    _trickle_checks_teardown as _trickle_checks_teardown,
+)
 from ._context import (
     ChannelSetup,
     CheckContext,
