@@ -122,7 +122,7 @@ class EncoderSettings:
     #: Extra encoder options (name, value), applied last: e.g. for ``h264_nvenc``.
     extra_options: tuple[tuple[str, str], ...] = ()
     audio: bool = attrs.field(default=True, validator=instance_of(bool))
-    audio_codec: str = attrs.field(default="libopus", validator=non_empty)
+    audio_codec: str = attrs.field(default="aac", validator=non_empty)
     audio_bitrate: int = attrs.field(
         default=128_000, validator=[instance_of(int), in_range(8_000, 1_000_000)]
     )

@@ -209,6 +209,7 @@ class Session:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the stream, report ``started``, run until stopped, tear down."""
         token = bind_outlets(self.outlets)
+        start_error: StartFailed | None = None
         try:
             with self._outer:
                 async with trio.open_nursery() as writers:
@@ -217,14 +218,18 @@ class Session:
                         writers.start_soon(write_data, self)
                     try:
                         await self._start_hook()
-                    except BaseException:
+                    except StartFailed as exc:
+                        start_error = exc  # raised below, outside the nursery, unwrapped
+                    else:
+                        self.state = SessionState.RUNNING
+                        task_status.started()
+                        await self._run_work()
+                        self.state = SessionState.STOPPING
+                        await self._teardown()
+                    finally:
                         self._close_outlets()
-                        raise
-                    self.state = SessionState.RUNNING
-                    task_status.started()
-                    await self._run_work()
-                    self.state = SessionState.STOPPING
-                    await self._teardown()
+            if start_error is not None:
+                raise start_error
         finally:
             unbind_outlets(token)
             self.state = SessionState.STOPPING

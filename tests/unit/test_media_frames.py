@@ -142,6 +142,7 @@ def test_media_error_is_a_trickle_error() -> None:
     assert issubclass(MediaError, TrickleError)
 
 
+@pytest.mark.spec("RUN-109", "RUN-110")
 def test_encoder_settings_defaults_match_the_live_runners() -> None:
     settings = EncoderSettings()
     options = settings.video_options()
