@@ -44,12 +44,12 @@ def spec_coverage(session: nox.Session) -> None:
     session.run("python", "tests/spec_coverage.py")
 
 
-BENCHES = {"trickle": "benchmarks/trickle_bench.py"}
+BENCHES = {"trickle": "benchmarks/trickle_bench.py", "frames": "benchmarks/frame_loop.py"}
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks, JSON lines on stdout: ``nox -s bench -- trickle [--server-url URL]``."""
+    """Benchmarks, JSON lines on stdout: ``nox -s bench -- trickle|frames [options]``."""
     session.install("-e", ".[media,torch]")
     name, *rest = session.posargs or ["trickle"]
     if name not in BENCHES:

@@ -80,6 +80,7 @@ from ._live_pipeline import (
     StreamOutlets as StreamOutlets,
     bind_outlets as bind_outlets,
     current_outlets as current_outlets,
+    encode_event_segment as encode_event_segment,
     unbind_outlets as unbind_outlets,
 )
 from ._metrics import (

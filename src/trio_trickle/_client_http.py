@@ -17,8 +17,8 @@ the way spec/trickle.md says (TRK-109). httpx's own failures are mapped to
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, contextmanager
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, suppress
 
 import attrs
 import httpx
@@ -98,15 +98,6 @@ def transport_error(exc: httpx.HTTPError, what: str) -> TransportError:
     kind = type(exc).__name__
     detail = str(exc) or kind
     return TransportError(f"{what}: {kind}: {detail}")
-
-
-@contextmanager
-def translating(what: str) -> Iterator[None]:
-    """Re-raise httpx failures inside the block as TransportError (cause kept)."""
-    try:
-        yield
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, what) from exc
 
 
 def response_meta(headers: Mapping[str, str]) -> SegmentMeta | None:
@@ -287,7 +278,8 @@ class BodyReader:
         """Close the response and unwind the generator chain; safe while cancelled."""
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + budget
-            await self.response.aclose()
+            with suppress(httpx.HTTPError):
+                await self.response.aclose()
             while not self._finished:
                 try:
                     await self._chunks.__anext__()

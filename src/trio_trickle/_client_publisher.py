@@ -557,7 +557,7 @@ class TricklePublisher:
             if post.error is None and learned is not None and learned >= 0:
                 self._failures = 0
                 self._next_seq = learned + 1
-                if not self._closed and self._terminal is None:
+                if not self._closed and self._terminal is None and self._tasks.is_open:
                     self._pending = self._start_post(self._next_seq, reset=False)
 
     def _spawn_delete_segment(self, seq: int) -> None:

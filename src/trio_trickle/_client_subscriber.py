@@ -25,6 +25,7 @@ own nursery and is cancelled (its connection closed) when no longer wanted.
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from types import TracebackType
 
 import httpx
@@ -52,7 +53,7 @@ async def _close_response(response: httpx.Response | None, budget: float) -> Non
     """Close a response even while being cancelled (closing only drops a socket)."""
     if response is None or response.is_closed:
         return
-    with trio.CancelScope(shield=True) as scope:
+    with trio.CancelScope(shield=True) as scope, suppress(httpx.HTTPError):
         scope.deadline = trio.current_time() + budget
         await response.aclose()
 

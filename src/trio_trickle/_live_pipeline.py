@@ -18,15 +18,15 @@ session the emits do nothing (RUN-094).
 from __future__ import annotations
 
 import contextvars
+import json
 from typing import Any, ClassVar
 
 import attrs
 
 from ._errors import InvalidMessage, PayloadTooLarge
 from ._outlet import DropOldestOutlet
-from ._wire_channel_events import TOPIC_AI_STREAM_EVENTS, EventEnvelope
+from ._wire_channel_events import TOPIC_AI_STREAM_EVENTS
 from ._wire_channels import DEFAULT_MAX_SEGMENT_BYTES, DataLine
-from ._wire_util import dump_json
 
 __all__ = [
     "HOOK_NAMES",
@@ -34,6 +34,7 @@ __all__ = [
     "StreamOutlets",
     "bind_outlets",
     "current_outlets",
+    "encode_event_segment",
     "unbind_outlets",
 ]
 
@@ -48,6 +49,20 @@ HOOK_NAMES: tuple[str, ...] = (
 )
 
 
+def encode_event_segment(envelope: dict[str, Any]) -> bytes:
+    """One events segment's bytes; InvalidMessage unless plain JSON, PayloadTooLarge past 1 MiB."""
+    try:
+        data = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidMessage(f"event is not plain JSON: {exc}") from None
+    encoded = data.encode()
+    if len(encoded) > DEFAULT_MAX_SEGMENT_BYTES:
+        raise PayloadTooLarge(
+            f"event of {len(encoded)} bytes exceeds {DEFAULT_MAX_SEGMENT_BYTES} bytes"
+        )
+    return encoded
+
+
 @attrs.define
 class StreamOutlets:
     """Where one session's emits go: events envelopes and data records.
@@ -57,7 +72,8 @@ class StreamOutlets:
     session has no ``data_url``.
     """
 
-    events: DropOldestOutlet[dict[str, Any]]
+    #: Encoded events segments (one JSON object each), ready to publish.
+    events: DropOldestOutlet[bytes]
     data: DropOldestOutlet[dict[str, Any]] | None
 
 
@@ -132,15 +148,12 @@ class LivePipeline:
         kind = payload.get("type")
         if not isinstance(kind, str) or not kind:
             raise InvalidMessage("event must have a non-empty string 'type'")
-        envelope = EventEnvelope(event=payload, queue_event_type=TOPIC_AI_STREAM_EVENTS).to_wire()
-        size = len(dump_json(envelope))
-        if size > DEFAULT_MAX_SEGMENT_BYTES:
-            raise PayloadTooLarge(
-                f"event of {size} bytes exceeds {DEFAULT_MAX_SEGMENT_BYTES} bytes"
-            )
+        # Encoded once, here: the bytes are the copy (later changes to ``payload``
+        # are not sent) and the events writer publishes them as they are.
+        data = encode_event_segment({"queue_event_type": TOPIC_AI_STREAM_EVENTS, "event": payload})
         outlets = current_outlets.get()
         if outlets is not None:
-            outlets.events.put(envelope)
+            outlets.events.put(data)
 
     def emit_data(self, record: dict[str, Any]) -> None:
         """Publish ``record`` as one JSONL line on the current session's data channel.

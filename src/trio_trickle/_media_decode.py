@@ -85,7 +85,10 @@ class _ByteReader:
 
     def read(self, size: int) -> bytes:
         if self.failure is not None:
-            raise _Aborted
+            # Already unwinding: one _Aborted did that. Reads after it (PyAV
+            # closing or flushing) see end of file, because an exception there
+            # cannot propagate and PyAV prints it as "exception being dropped".
+            return b""
         while not self._view:
             if self._eof:
                 return b""

@@ -45,7 +45,13 @@ from ._client_publisher import TricklePublisher
 from ._client_subscriber import TrickleSubscriber
 from ._errors import ChannelClosed, TrickleError
 from ._hooks import call_hook
-from ._live_pipeline import LivePipeline, StreamOutlets, bind_outlets, unbind_outlets
+from ._live_pipeline import (
+    LivePipeline,
+    StreamOutlets,
+    bind_outlets,
+    encode_event_segment,
+    unbind_outlets,
+)
 from ._media_decode import DecodeStats, decode_ts
 from ._media_encode import SEGMENT_BOUNDARY, EncoderSettings, TsItem, encode_ts
 from ._media_frames import AudioFrame, MediaError, VideoFrame
@@ -92,6 +98,10 @@ class SessionSettings:
     video_max_wait: float = 0.25
     #: Bounded queues (RUN-093, RUN-115).
     events_capacity: int = 256
+    #: Events segments published per second in a flood, after a burst of
+    #: ``events_burst`` (beyond that the outlet drops the oldest).
+    events_max_rate: float = 50.0
+    events_burst: int = 32
     data_capacity: int = 1000
     audio_capacity: int = 100
     #: Largest control message read (spec/channels.md CHN-034).
@@ -284,7 +294,9 @@ class Session:
             event["error"] = self.error
         if self.stop_detail is not None:
             event["detail"] = self.stop_detail
-        self.outlets.events.put({"queue_event_type": "ai_stream_events", "event": event})
+        self.outlets.events.put(
+            encode_event_segment({"queue_event_type": "ai_stream_events", "event": event})
+        )
         self._close_outlets()
 
     def _close_outlets(self) -> None:
@@ -297,8 +309,8 @@ class Session:
     async def _heartbeat(self) -> None:
         """Heartbeat + status at start and every interval, input or not (RUN-095)."""
         while True:
-            self.outlets.events.put(self._heartbeat_event())
-            self.outlets.events.put(self._status_event())
+            self.outlets.events.put(encode_event_segment(self._heartbeat_event()))
+            self.outlets.events.put(encode_event_segment(self._status_event()))
             await trio.sleep(self.settings.heartbeat_interval)
 
     def _heartbeat_event(self) -> dict[str, Any]:
@@ -544,7 +556,13 @@ class Session:
             "message": message,
             "recoverable": True,
         }
-        self.outlets.events.put({"queue_event_type": "ai_stream_events", "event": event})
+        self.outlets.events.put(
+            encode_event_segment({"queue_event_type": "ai_stream_events", "event": event})
+        )
+
+    def _put_event(self, event: dict[str, Any]) -> None:
+        envelope = {"queue_event_type": "ai_stream_events", "event": event}
+        self.outlets.events.put(encode_event_segment(envelope))
 
     async def _discard(self, rx: trio.MemoryReceiveChannel[MediaFrame]) -> None:
         async with rx:
@@ -582,21 +600,38 @@ class Session:
         """Passthrough without decoding: input segments out byte for byte (RUN-117)."""
         assert self.request.subscribe_url is not None
         assert self.request.publish_url is not None
-        try:
-            async with (
-                TrickleSubscriber(
-                    self.request.subscribe_url, start_seq=-1, client=self.client
-                ) as subscriber,
-                TricklePublisher(
-                    self.request.publish_url, "video/MP2T", client=self.client, owns_channel=False
-                ) as publisher,
-            ):
-                async for incoming in subscriber:
-                    async with publisher.segment() as outgoing:
-                        async for chunk in incoming:
-                            await outgoing.write(chunk)
-        except ChannelClosed as exc:
-            gone = StopReason.INPUT_GONE if "subscribe" in str(exc) else StopReason.OUTPUT_GONE
-            self.request_stop(gone)
-            return
-        self.request_stop(StopReason.INPUT_ENDED)
+        reason = StopReason.INPUT_ENDED
+        async with (
+            TrickleSubscriber(
+                self.request.subscribe_url, start_seq=-1, client=self.client
+            ) as subscriber,
+            TricklePublisher(
+                self.request.publish_url, "video/MP2T", client=self.client, owns_channel=False
+            ) as publisher,
+        ):
+            reason = await self._relay_segments(subscriber, publisher)
+        self.request_stop(reason)
+
+    async def _relay_segments(
+        self, subscriber: TrickleSubscriber, publisher: TricklePublisher
+    ) -> StopReason:
+        """Copy segments until one side ends; which side tells the stop reason."""
+        while True:
+            try:
+                incoming = await subscriber.__anext__()
+            except StopAsyncIteration:
+                return StopReason.INPUT_ENDED
+            except ChannelClosed:
+                return StopReason.INPUT_GONE
+            try:
+                async with publisher.segment() as outgoing:
+                    while True:
+                        try:
+                            chunk = await incoming.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except ChannelClosed:
+                            return StopReason.INPUT_GONE
+                        await outgoing.write(chunk)
+            except ChannelClosed:
+                return StopReason.OUTPUT_GONE

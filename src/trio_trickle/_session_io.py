@@ -21,7 +21,6 @@ from ._client_subscriber import TrickleSubscriber
 from ._errors import ChannelClosed, ProtocolError, TrickleError
 from ._wire_channels import ControlMessage, KeepAlive, decode_control
 from ._wire_runner import StopReason
-from ._wire_util import dump_json
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -119,9 +118,22 @@ async def write_events(session: Session) -> None:
             client=session.client,
             owns_channel=False,
         ) as publisher:
-            while batch := await outlet.get_batch():
-                for envelope in batch:
-                    await publisher.write_segment(dump_json(envelope))
+            # A token bucket: bursts of up to ``events_burst`` go out at once (the
+            # last words at teardown never wait), a flood is paced to
+            # ``events_max_rate`` POSTs a second and the outlet drops the oldest
+            # beyond that (RUN-093), so events never crowd out the media path.
+            rate = session.settings.events_max_rate
+            burst = float(session.settings.events_burst)
+            tokens, refilled = burst, trio.current_time()
+            while batch := await outlet.get_batch(1):
+                now = trio.current_time()
+                tokens = min(burst, tokens + (now - refilled) * rate)
+                refilled = now
+                if tokens < 1.0 and not outlet.closed:  # a closing session drains at once
+                    await trio.sleep((1.0 - tokens) / rate)
+                    tokens, refilled = 1.0, trio.current_time()
+                tokens -= 1.0
+                await publisher.write_segment(batch[0])
     except ChannelClosed:
         session.request_stop(StopReason.OUTPUT_GONE)
     except TrickleError as exc:

@@ -460,12 +460,12 @@ async def test_emits_go_to_the_bound_session_only() -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(session, first, "one")
         nursery.start_soon(session, second, "two")
-    assert await first.events.get_batch() == [
+    assert [json.loads(e) for e in await first.events.get_batch()] == [
         {"queue_event_type": "ai_stream_events", "event": {"type": "hello", "tag": "one"}}
     ]
     assert first.data is not None
     assert await first.data.get_batch() == [{"tag": "one"}]
-    assert await second.events.get_batch() == [
+    assert [json.loads(e) for e in await second.events.get_batch()] == [
         {"queue_event_type": "ai_stream_events", "event": {"type": "hello", "tag": "two"}}
     ]
 
@@ -498,7 +498,7 @@ async def test_emits_never_block_and_copy_their_payload() -> None:
             pipeline.emit_data({"n": n})
     finally:
         unbind_outlets(token)
-    events = await outlets.events.get_batch(1000)
+    events = [json.loads(e) for e in await outlets.events.get_batch(1000)]
     assert len(events) == 256
     assert outlets.events.dropped == 44
     assert [e["event"]["n"] for e in events] == list(range(44, 300))

@@ -1,0 +1,258 @@
+"""Frame-loop benchmark: a real runner end to end, against the codec ceiling.
+
+For each resolution, in one run:
+
+* ``codec_ceiling``: decode + encode of the same frames in one thread, no network,
+  no session: the most a runner could do on this machine;
+* ``sustained_fps``: an identity ``LivePipeline`` (frames stay on the GPU when there
+  is one) behind a real trickle server, the input published as fast as the
+  system takes it (no fps cap); output frames per second, and ``fps / ceiling``;
+* ``frame_latency``: p50/p99 from a frame's bytes being published to the
+  processed frame being decoded from the output channel (matched by pts);
+* optionally the same with a telemetry flood (``--flood``): 100k events emitted
+  from the hook in bursts, to show the media path does not slow down.
+
+Then, once: ``stop_latency`` p50/p99 over ``--sessions`` start/stop cycles and
+``first_frame`` (``/stream/start`` to the first output frame decoded).
+
+Prints one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+import httpx
+import trio
+
+from trio_trickle import ServerConfig, open_trickle_server
+from trio_trickle._client_publisher import TricklePublisher
+from trio_trickle._client_subscriber import TrickleSubscriber
+from trio_trickle._errors import ChannelClosed
+from trio_trickle._live_pipeline import LivePipeline
+from trio_trickle._media_decode import decode_segments, decode_ts
+from trio_trickle._media_frames import AudioFrame, VideoFrame
+from trio_trickle._media_testsrc import codec_ceiling, generate_ts
+from trio_trickle._serve import open_runner
+from trio_trickle._session import SessionSettings, _default_device
+
+CHANNELS = {"": "video/MP2T", "-out": "video/MP2T", "-control": "application/json"}
+CHANNELS["-events"] = "application/json"
+
+
+def emit(metric: str, value: float, unit: str, **extra: Any) -> None:
+    print(
+        json.dumps({"metric": metric, "value": round(value, 3), "unit": unit, **extra}), flush=True
+    )
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+class Identity(LivePipeline):
+    """Returns every frame as it came (on the GPU when the decoder put it there)."""
+
+    def __init__(self, flood: int = 0) -> None:
+        self.flood = flood
+
+    def process_video(self, frame: VideoFrame) -> VideoFrame:
+        for _ in range(self.flood):
+            self.emit_event({"type": "flood"})
+        return frame
+
+
+async def _stream_once(
+    pipeline: LivePipeline,
+    segments: list[bytes],
+    pts_list: list[int],
+    *,
+    device: str,
+) -> dict[str, Any]:
+    """One stream through server + runner; returns arrival times and counts."""
+    published: dict[int, float] = {}
+    arrived: dict[int, float] = {}
+    settings = SessionSettings(device=device, heartbeat_interval=1.0)
+    async with (
+        open_trickle_server(ServerConfig()) as trickle,
+        open_runner(pipeline, settings=settings) as runner,
+        httpx.AsyncClient(timeout=60) as http,
+    ):
+        await runner.wait_setup()
+        mid = "bench"
+        for suffix, mime in CHANNELS.items():
+            trickle.server.create_channel(mid + suffix, mime)
+        url = trickle.url + mid
+        body = {
+            "gateway_request_id": mid,
+            "subscribe_url": url,
+            "publish_url": url + "-out",
+            "control_url": url + "-control",
+            "events_url": url + "-events",
+        }
+        started = time.monotonic()
+        (await http.post(runner.url + "/stream/start", json=body)).raise_for_status()
+        done = trio.Event()
+
+        async def read_output() -> None:
+            chunks_tx, chunks_rx = trio.open_memory_channel[bytes](256)
+            frames_tx, frames_rx = trio.open_memory_channel[VideoFrame | AudioFrame](256)
+
+            async def subscribe() -> None:
+                async with chunks_tx:
+                    try:
+                        async with TrickleSubscriber(url + "-out", start_seq=0, client=http) as sub:
+                            async for segment in sub:
+                                async for chunk in segment:
+                                    await chunks_tx.send(chunk)
+                    except ChannelClosed:
+                        pass
+
+            async with trio.open_nursery() as inner:
+                inner.start_soon(subscribe)
+                inner.start_soon(decode_ts, chunks_rx, frames_tx)
+                async with frames_rx:
+                    async for frame in frames_rx:
+                        if isinstance(frame, VideoFrame):
+                            arrived.setdefault(frame.pts, time.monotonic())
+            done.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_output)
+            per_segment = max(1, len(pts_list) // max(1, len(segments)))
+            pts_iter = iter(pts_list)
+            async with TricklePublisher(
+                url, "video/MP2T", client=http, start_seq=0, owns_channel=False
+            ) as publisher:
+                for data in segments:
+                    await publisher.write_segment(data)
+                    now = time.monotonic()
+                    for _ in range(per_segment):
+                        pts = next(pts_iter, None)
+                        if pts is not None:
+                            published[pts] = now
+            trickle.server.delete_channel(mid)  # input ends; the runner drains
+            manager = runner.manager
+            assert manager is not None
+            with trio.move_on_after(60):
+                while manager.active_count:
+                    await trio.sleep(0.05)
+            trickle.server.delete_channel(mid + "-out")
+            with trio.move_on_after(10):
+                await done.wait()
+            nursery.cancel_scope.cancel()
+        dropped = 0
+        for session in manager.sessions():
+            dropped += session.counters.dropped
+    return {"published": published, "arrived": arrived, "started": started, "dropped": dropped}
+
+
+async def frame_loop(width: int, height: int, seconds: float, device: str, flood: int) -> None:
+    segments = await trio.to_thread.run_sync(
+        lambda: generate_ts(seconds=seconds, width=width, height=height, fps=30, audio=False)
+    )
+    source = [f for f in decode_segments(segments) if isinstance(f, VideoFrame)]
+    pts_list = [f.pts for f in source]
+    ceiling = await trio.to_thread.run_sync(lambda: codec_ceiling(segments, device=device))
+    size = f"{width}x{height}"
+    emit("codec_ceiling", float(ceiling["fps"]), "fps", size=size, device=device)
+    runs = [("", 0)] + ([("_flood", flood)] if flood else [])
+    for suffix, per_frame in runs:
+        result = await _stream_once(Identity(per_frame), segments, pts_list, device=device)
+        arrived: dict[int, float] = result["arrived"]
+        published: dict[int, float] = result["published"]
+        times = sorted(arrived.values())
+        # The middle 80% of arrivals: the first frames wait for the decoder's probe
+        # and the last ones for the end of the output stream, neither is the
+        # sustained rate.
+        low, high = len(times) // 10, max(len(times) // 10, len(times) - 1 - len(times) // 10)
+        span = times[high] - times[low] if high > low else float("nan")
+        fps = (high - low) / span if high > low else 0.0
+        middle = set(sorted(arrived, key=arrived.__getitem__)[low : high + 1])
+        latencies = [(arrived[p] - published[p]) * 1000 for p in middle if p in published]
+        extra = {"size": size, "device": device, "frames_in": len(source), "frames_out": len(times)}
+        if per_frame:
+            extra["events_emitted"] = per_frame * len(source)
+        emit(f"sustained_fps{suffix}", fps, "fps", **extra)
+        emit(f"fps_over_ceiling{suffix}", fps / float(ceiling["fps"]), "ratio", size=size)
+        emit(f"frame_latency_p50{suffix}", quantile(latencies, 0.5), "ms", size=size)
+        emit(f"frame_latency_p99{suffix}", quantile(latencies, 0.99), "ms", size=size)
+
+
+async def stop_latency(sessions: int, device: str) -> None:
+    """Stop latency over many sessions, and start -> first output frame."""
+    segments = generate_ts(seconds=1, width=256, height=144, fps=30, audio=False)
+    stops: list[float] = []
+    firsts: list[float] = []
+    settings = SessionSettings(device=device, heartbeat_interval=1.0)
+    async with (
+        open_trickle_server(ServerConfig()) as trickle,
+        open_runner(Identity(), settings=settings) as runner,
+        httpx.AsyncClient(timeout=60) as http,
+    ):
+        await runner.wait_setup()
+        for index in range(sessions):
+            mid = f"s{index}"
+            for suffix, mime in CHANNELS.items():
+                trickle.server.create_channel(mid + suffix, mime)
+            url = trickle.url + mid
+            body = {
+                "gateway_request_id": mid,
+                "subscribe_url": url,
+                "publish_url": url + "-out",
+                "control_url": url + "-control",
+                "events_url": url + "-events",
+            }
+            measure_first = index < 5
+            started = time.monotonic()
+            (await http.post(runner.url + "/stream/start", json=body)).raise_for_status()
+            if measure_first:
+                async with TricklePublisher(
+                    url, "video/MP2T", client=http, start_seq=0, owns_channel=False
+                ) as publisher:
+                    await publisher.write_segment(segments[0])
+                    async with TrickleSubscriber(url + "-out", start_seq=0, client=http) as sub:
+                        async for segment in sub:
+                            async for _chunk in segment:
+                                firsts.append((time.monotonic() - started) * 1000)
+                                break
+                            break
+            begin = time.monotonic()
+            (await http.post(runner.url + "/stream/stop")).raise_for_status()
+            stops.append((time.monotonic() - begin) * 1000)
+            for suffix in CHANNELS:
+                trickle.server.delete_channel(mid + suffix)
+    emit("stop_latency_p50", quantile(stops, 0.5), "ms", sessions=sessions)
+    emit("stop_latency_p99", quantile(stops, 0.99), "ms", sessions=sessions)
+    emit("start_to_first_output_p50", statistics.median(firsts), "ms", samples=len(firsts))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="512x512,1280x720", help="WxH list")
+    parser.add_argument("--seconds", type=float, default=10.0, help="input length per size")
+    parser.add_argument("--sessions", type=int, default=200, help="stop-latency cycles")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--flood", type=int, default=0, help="events emitted per frame")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.seconds, args.sessions = "128x72", 2.0, 10
+    device = _default_device() if args.device == "auto" else args.device
+    for size in args.sizes.split(","):
+        width, height = (int(v) for v in size.lower().split("x"))
+        trio.run(frame_loop, width, height, args.seconds, device, args.flood)
+    trio.run(stop_latency, args.sessions, device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
