@@ -18,15 +18,31 @@ from typing import Generic, TypeVar
 
 import trio
 
-__all__ = ["DropOldestOutlet"]
+__all__ = ["Bell", "DropOldestOutlet"]
 
 T = TypeVar("T")
+
+
+class Bell:
+    """A level-triggered wake-up shared by several outlets, so one consumer can
+    wait for whichever of them gets an item first. Trio-thread only."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def ring(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        """Return at once if rung since the last wait, else when next rung."""
+        await self._event.wait()
+        self._event = trio.Event()
 
 
 class DropOldestOutlet(Generic[T]):
     """Bounded FIFO with a drop-oldest policy; ``put`` is safe from any thread."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, bell: Bell | None = None) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
@@ -41,6 +57,7 @@ class DropOldestOutlet(Generic[T]):
         self._wake_pending = False
         self._token = trio.lowlevel.current_trio_token()
         self._trio_thread = threading.get_ident()
+        self._bell = bell
 
     def __len__(self) -> int:
         return len(self._items)
@@ -71,13 +88,27 @@ class DropOldestOutlet(Generic[T]):
             self._closed = True
         self._signal()
 
+    def _ring(self) -> None:
+        self._wake.set()
+        if self._bell is not None:
+            self._bell.ring()
+
     def _signal(self) -> None:
         if threading.get_ident() == self._trio_thread:
-            self._wake.set()
+            self._ring()
             return
         # RunFinishedError: the consumer's run is over; nothing is left to wake.
         with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(self._wake.set)
+            self._token.run_sync_soon(self._ring)
+
+    def get_nowait(self, max_items: int = 256) -> list[T]:
+        """Up to ``max_items`` items, oldest first, without waiting (maybe none)."""
+        with self._lock:
+            count = min(max_items, len(self._items))
+            batch = [self._items.popleft() for _ in range(count)]
+            if not self._items:
+                self._wake_pending = False
+            return batch
 
     async def get_batch(self, max_items: int = 256) -> list[T]:
         """Wait for items and return up to ``max_items`` of them, oldest first.

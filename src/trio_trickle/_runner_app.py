@@ -24,6 +24,7 @@ import functools
 import hmac
 import logging
 import math
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,14 @@ from ._wire_runner import (
     encode_sse_error,
 )
 from ._wire_runner_status import MAX_ERROR_MESSAGE_LENGTH
+from ._wire_telemetry import (
+    ERROR_PIPELINE_LOAD_FAILED,
+    EVENT_ERROR,
+    EVENT_PIPELINE_LOAD_START,
+    EVENT_PIPELINE_LOADED,
+    EVENT_RUNNER_READY,
+    TelemetryError,
+)
 from ._wire_util import dump_json
 
 if TYPE_CHECKING:
@@ -211,6 +220,12 @@ class RunnerApp:
 
     async def _run_setup(self) -> None:
         setup = getattr(self.pipeline, "setup", None)
+        telemetry = self.manager.telemetry if self.manager is not None else None
+        pipeline_ids = [type(self.pipeline).__name__]
+        load_start_ms = int(time.time() * 1000)
+        load_started = time.monotonic()
+        if telemetry is not None:  # TEL-024
+            telemetry.emit_process(EVENT_PIPELINE_LOAD_START, pipeline_ids=pipeline_ids)
         try:
             if setup is not None:
                 # A load cancelled by shutdown is abandoned at once: it cannot be interrupted.
@@ -218,6 +233,25 @@ class RunnerApp:
         except Exception as exc:
             log.exception("pipeline setup failed; the runner stays in ERROR")
             self._setup_error = _failure("setup failed", exc)
+            if telemetry is not None:  # TEL-026
+                error = TelemetryError(
+                    error_type=ERROR_PIPELINE_LOAD_FAILED,
+                    message=self._setup_error,
+                    exception_type=type(exc).__name__,
+                    recoverable=False,
+                )
+                telemetry.emit_process(EVENT_ERROR, pipeline_ids=pipeline_ids, error=error)
+        else:
+            if telemetry is not None:  # TEL-025, TEL-023
+                now = time.monotonic()
+                telemetry.emit_process(
+                    EVENT_PIPELINE_LOADED,
+                    pipeline_ids=pipeline_ids,
+                    load_duration_ms=round((now - load_started) * 1000),
+                    load_start_time_ms=load_start_ms,
+                )
+                startup = round((now - telemetry.started) * 1000)
+                telemetry.emit_process(EVENT_RUNNER_READY, startup_ms=startup)
         finally:
             self._setup_finished.set()
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,7 +44,7 @@ import trio
 
 from ._client_publisher import TricklePublisher
 from ._client_subscriber import TrickleSubscriber
-from ._errors import ChannelClosed, TrickleError
+from ._errors import ChannelClosed, ProtocolError, TrickleError
 from ._hooks import call_hook
 from ._live_pipeline import (
     LivePipeline,
@@ -56,11 +57,26 @@ from ._media_decode import DecodeStats, decode_ts
 from ._media_encode import SEGMENT_BOUNDARY, EncoderSettings, TsItem, encode_ts
 from ._media_frames import AudioFrame, MediaError, VideoFrame
 from ._metrics import SessionCounters
-from ._outlet import DropOldestOutlet
+from ._outlet import Bell, DropOldestOutlet
 from ._recent_queue import RecentQueue
 from ._session_io import ParamsQueue, control_updates, write_data, write_events
+from ._telemetry_runner import RunnerTelemetry
 from ._wire_channel_events import HeartbeatEvent, StatusEvent
 from ._wire_runner import SessionState, StopReason, StreamStartRequest
+from ._wire_telemetry import (
+    ERROR_PARAMS_UPDATE_FAILED,
+    ERROR_PIPELINE_PROCESSING_FAILED,
+    ERROR_STREAM_FAILED,
+    ERROR_STREAM_STARTUP_FAILED,
+    EVENT_ERROR,
+    EVENT_PLAYBACK_READY,
+    EVENT_SESSION_CLOSED,
+    EVENT_SESSION_CREATED,
+    EVENT_STREAM_HEARTBEAT,
+    EVENT_STREAM_STARTED,
+    EVENT_STREAM_STOPPED,
+    TelemetryError,
+)
 
 __all__ = ["Session", "SessionSettings", "StartFailed"]
 
@@ -98,6 +114,8 @@ class SessionSettings:
     video_max_wait: float = 0.25
     #: Bounded queues (RUN-093, RUN-115).
     events_capacity: int = 256
+    #: Telemetry events waiting for the events channel (TEL-043).
+    telemetry_capacity: int = 1024
     #: Events segments published per second in a flood, after a burst of
     #: ``events_burst`` (beyond that the outlet drops the oldest).
     events_max_rate: float = 50.0
@@ -115,6 +133,19 @@ class SessionSettings:
 
     def resolved_device(self) -> str:
         return _default_device() if self.device == "auto" else self.device
+
+
+def _vram() -> dict[str, float]:
+    """GPU memory in MB when torch is loaded and sees a GPU (TEL-032)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return {}
+    mb = 1024 * 1024
+    return {
+        "vram_used_mb": round(torch.cuda.memory_allocated() / mb, 1),
+        "vram_reserved_mb": round(torch.cuda.memory_reserved() / mb, 1),
+        "vram_total_mb": round(torch.cuda.get_device_properties(0).total_memory / mb, 1),
+    }
 
 
 class StartFailed(TrickleError):
@@ -136,6 +167,7 @@ class Session:
         client: httpx.AsyncClient,
         settings: SessionSettings | None = None,
         on_error: Callable[[str], None] | None = None,
+        telemetry: RunnerTelemetry | None = None,
     ) -> None:
         self.request = request
         self.id = request.gateway_request_id
@@ -157,10 +189,43 @@ class Session:
         self._hook_failures = 0
         self._last_error_event = -math.inf
         self.params_queue = ParamsQueue()
+        self.runner_telemetry = telemetry or RunnerTelemetry()
+        self.telemetry = self.runner_telemetry.for_stream(
+            self.id, request.params, [type(pipeline).__name__]
+        )
+        #: One bell for both queues the events writer drains.
+        self.events_bell = Bell()
+        #: Relayed telemetry, its own bound so pipeline events never crowd it out (TEL-043).
+        self.telemetry_outlet: DropOldestOutlet[bytes] = DropOldestOutlet(
+            self.settings.telemetry_capacity, bell=self.events_bell
+        )
+        self._stream_started_at: float | None = None
+        self._playback_ready = False
+        self._last_beat = (time.monotonic(), 0, 0)
         self.outlets = StreamOutlets(
-            events=DropOldestOutlet(self.settings.events_capacity),
+            events=DropOldestOutlet(self.settings.events_capacity, bell=self.events_bell),
             data=DropOldestOutlet(self.settings.data_capacity) if request.data_url else None,
         )
+
+    # -- telemetry -----------------------------------------------------------------
+
+    def _telemetry(self, name: str, *, error: TelemetryError | None = None, **meta: Any) -> None:
+        """Stamp a stream event now and queue it for the events channel (TEL-040)."""
+        try:
+            self.telemetry_outlet.put(self.telemetry.event(name, error=error, **meta))
+        except ProtocolError:  # an oversized or invalid event is a bug, never fatal
+            log.exception("session %s: telemetry event %s not built", self.id, name)
+
+    def _telemetry_error(
+        self, error_type: str, message: str, *, recoverable: bool, exc: BaseException | None = None
+    ) -> None:
+        error = TelemetryError(
+            error_type=error_type,
+            message=message[:4096],
+            exception_type=type(exc).__name__ if exc is not None else None,
+            recoverable=recoverable,
+        )
+        self._telemetry(EVENT_ERROR, error=error)
 
     # -- control from outside ----------------------------------------------------
 
@@ -194,6 +259,7 @@ class Session:
         """Record an unrecoverable error and stop with reason ``failed``."""
         if self.error is None:
             self.error = message
+            self._telemetry_error(ERROR_STREAM_FAILED, message, recoverable=False)
         self._on_error(message)
         self.request_stop(StopReason.FAILED)
 
@@ -226,12 +292,21 @@ class Session:
                     writers.start_soon(write_events, self)
                     if self.outlets.data is not None:
                         writers.start_soon(write_data, self)
+                    for pending in self.runner_telemetry.take_pending():
+                        self.telemetry_outlet.put(pending)  # runner_ready & co (TEL-044)
+                    self._telemetry(EVENT_SESSION_CREATED)
                     try:
                         await self._start_hook()
                     except StartFailed as exc:
                         start_error = exc  # raised below, outside the nursery, unwrapped
+                        self._telemetry_error(
+                            ERROR_STREAM_STARTUP_FAILED, str(exc), recoverable=False
+                        )
+                        self._session_closed()
                     else:
                         self.state = SessionState.RUNNING
+                        self._stream_started_at = time.monotonic()
+                        self._telemetry(EVENT_STREAM_STARTED)
                         task_status.started()
                         await self._run_work()
                         self.state = SessionState.STOPPING
@@ -294,13 +369,29 @@ class Session:
             event["error"] = self.error
         if self.stop_detail is not None:
             event["detail"] = self.stop_detail
-        self.outlets.events.put(
-            encode_event_segment({"queue_event_type": "ai_stream_events", "event": event})
+        self._put_event(event)
+        failure = None
+        if self.error is not None:
+            failure = TelemetryError(
+                error_type=ERROR_STREAM_FAILED, message=self.error[:4096], recoverable=False
+            )
+        self._telemetry(
+            EVENT_STREAM_STOPPED,
+            error=failure,
+            reason=event["reason"],
+            frames_in=self.counters.frames_in,
+            frames_out=self.counters.frames_out,
         )
+        self._session_closed()
         self._close_outlets()
+
+    def _session_closed(self) -> None:
+        duration = round((time.monotonic() - self._started_monotonic) * 1000)
+        self._telemetry(EVENT_SESSION_CLOSED, duration_ms=duration)
 
     def _close_outlets(self) -> None:
         self.outlets.events.close()
+        self.telemetry_outlet.close()
         if self.outlets.data is not None:
             self.outlets.data.close()
 
@@ -311,7 +402,27 @@ class Session:
         while True:
             self.outlets.events.put(encode_event_segment(self._heartbeat_event()))
             self.outlets.events.put(encode_event_segment(self._status_event()))
+            self._heartbeat_telemetry()
             await trio.sleep(self.settings.heartbeat_interval)
+
+    def _heartbeat_telemetry(self) -> None:
+        """``stream_heartbeat`` with interval rates and totals (TEL-031, TEL-032)."""
+        now = time.monotonic()
+        then, frames_in, frames_out = self._last_beat
+        counters = self.counters
+        span = max(now - then, 1e-6)
+        meta: dict[str, Any] = {
+            "frames_in": counters.frames_in,
+            "frames_out": counters.frames_out,
+            "frames_dropped": counters.dropped,
+            "fps_in": round((counters.frames_in - frames_in) / span, 1),
+            "fps_out": round((counters.frames_out - frames_out) / span, 1),
+            "elapsed_ms": round((now - self._started_monotonic) * 1000),
+            "since_last_heartbeat_ms": round(span * 1000),
+        }
+        meta.update(_vram())
+        self._last_beat = (now, counters.frames_in, counters.frames_out)
+        self._telemetry(EVENT_STREAM_HEARTBEAT, **meta)
 
     def _heartbeat_event(self) -> dict[str, Any]:
         counters = self.counters
@@ -363,6 +474,9 @@ class Session:
                 message = f"on_params_update failed: {type(exc).__name__}"
                 log.exception("session %s: %s", self.id, message)
                 self.report_error(message)
+                self._telemetry_error(
+                    ERROR_PARAMS_UPDATE_FAILED, message, recoverable=True, exc=exc
+                )
                 job.fail(message)
             else:
                 self.params = dict(job.params)
@@ -548,6 +662,7 @@ class Session:
         if now - self._last_error_event < self.settings.error_event_interval:
             return
         self._last_error_event = now
+        self._telemetry_error(ERROR_PIPELINE_PROCESSING_FAILED, message, recoverable=True)
         event = {
             "type": "error",
             "timestamp": _now_ms(),
@@ -556,9 +671,7 @@ class Session:
             "message": message,
             "recoverable": True,
         }
-        self.outlets.events.put(
-            encode_event_segment({"queue_event_type": "ai_stream_events", "event": event})
-        )
+        self._put_event(event)
 
     def _put_event(self, event: dict[str, Any]) -> None:
         envelope = {"queue_event_type": "ai_stream_events", "event": event}
@@ -591,6 +704,11 @@ class Session:
                             continue
                     assert isinstance(item, bytes)
                     await segment.write(item)
+                    if not self._playback_ready:
+                        self._playback_ready = True
+                        started = self._stream_started_at or self._started_monotonic
+                        ttff = round((time.monotonic() - started) * 1000)
+                        self._telemetry(EVENT_PLAYBACK_READY, ttff_ms=ttff)
                 if segment is not None:
                     await segment.end()
         except ChannelClosed:

@@ -109,8 +109,13 @@ async def control_updates(session: Session) -> None:
 
 
 async def write_events(session: Session) -> None:
-    """Drain the events outlet, one JSON object per segment, until it closes."""
-    outlet = session.outlets.events
+    """Drain telemetry and pipeline events onto the events channel, one JSON object
+    per segment, until both outlets are closed and empty.
+
+    Telemetry goes first; each queue has its own bound, so a flood of pipeline
+    events drops pipeline events, never the lifecycle (TEL-043, TEL-045).
+    """
+    queues = (session.telemetry_outlet, session.outlets.events)
     try:
         async with TricklePublisher(
             session.request.events_url,
@@ -120,27 +125,35 @@ async def write_events(session: Session) -> None:
         ) as publisher:
             # A token bucket: bursts of up to ``events_burst`` go out at once (the
             # last words at teardown never wait), a flood is paced to
-            # ``events_max_rate`` POSTs a second and the outlet drops the oldest
+            # ``events_max_rate`` POSTs a second and the outlets drop the oldest
             # beyond that (RUN-093), so events never crowd out the media path.
             rate = session.settings.events_max_rate
             burst = float(session.settings.events_burst)
             tokens, refilled = burst, trio.current_time()
-            while batch := await outlet.get_batch(1):
+            while True:
+                item = next((batch[0] for q in queues if (batch := q.get_nowait(1))), None)
+                if item is None:
+                    if all(q.closed and not len(q) for q in queues):
+                        return
+                    await session.events_bell.wait()
+                    continue
                 now = trio.current_time()
                 tokens = min(burst, tokens + (now - refilled) * rate)
                 refilled = now
-                if tokens < 1.0 and not outlet.closed:  # a closing session drains at once
+                draining = all(q.closed for q in queues)  # a closing session drains at once
+                if tokens < 1.0 and not draining:
                     await trio.sleep((1.0 - tokens) / rate)
                     tokens, refilled = 1.0, trio.current_time()
                 tokens -= 1.0
-                await publisher.write_segment(batch[0])
+                await publisher.write_segment(item)
     except ChannelClosed:
         session.request_stop(StopReason.OUTPUT_GONE)
     except TrickleError as exc:
         log.warning("session %s: events channel failed: %s", session.id, exc)
         session.request_stop(StopReason.OUTPUT_GONE)
     finally:
-        outlet.close()
+        for queue in queues:
+            queue.close()
 
 
 async def write_data(session: Session) -> None:

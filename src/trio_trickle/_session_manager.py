@@ -20,6 +20,7 @@ from ._errors import ProtocolError
 from ._live_pipeline import LivePipeline
 from ._session import Session, SessionSettings, StartFailed
 from ._session_io import ParamsJob
+from ._telemetry_runner import RunnerTelemetry
 from ._wire_runner import StopReason, StreamStartRequest
 
 __all__ = ["StreamManager"]
@@ -39,6 +40,7 @@ class StreamManager:
         stop_timeout: float = 5.0,
         settings: SessionSettings | None = None,
         client: httpx.AsyncClient | None = None,
+        telemetry: RunnerTelemetry | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
@@ -48,6 +50,8 @@ class StreamManager:
             settings or SessionSettings(), start_timeout=start_timeout, stop_timeout=stop_timeout
         )
         self._client = client
+        #: Shared context of every telemetry event this runner stamps.
+        self.telemetry = telemetry or RunnerTelemetry()
         self._sessions: dict[str, Session] = {}
         self._nursery: trio.Nursery | None = None
         #: Message of the most recent session failure or hook exception (RUN-072).
@@ -127,6 +131,7 @@ class StreamManager:
             client=client,
             settings=self.settings,
             on_error=self._record_error,
+            telemetry=self.telemetry,
         )
         self._sessions[session.id] = session
         try:

@@ -8,6 +8,7 @@ channel at real-time pace, and reads the output, events and data channels.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ import trio
 from trio_trickle import ServerConfig, TrickleServerHandle, open_trickle_server
 from trio_trickle._client_publisher import TricklePublisher
 from trio_trickle._client_subscriber import TrickleSubscriber
+from trio_trickle._errors import ChannelClosed
 from trio_trickle._live_pipeline import LivePipeline
 from trio_trickle._serve import RunnerHandle, open_runner
 from trio_trickle._session import SessionSettings
@@ -105,6 +107,10 @@ class LiveRig:
         return [e.get("event", {}).get("type", "?") for e in self.events]
 
     async def _read_events(self, mid: str) -> None:
+        with contextlib.suppress(ChannelClosed):  # the test deleted the channel
+            await self._follow_events(mid)
+
+    async def _follow_events(self, mid: str) -> None:
         async with TrickleSubscriber(
             self.url(mid, "-events"), start_seq=0, client=self.http
         ) as subscriber:
@@ -115,6 +121,10 @@ class LiveRig:
                     self._note()
 
     async def _read_data(self, mid: str) -> None:
+        with contextlib.suppress(ChannelClosed):  # the test deleted the channel
+            await self._follow_data(mid)
+
+    async def _follow_data(self, mid: str) -> None:
         async with TrickleSubscriber(
             self.url(mid, "-data"), start_seq=0, client=self.http
         ) as subscriber:
@@ -125,6 +135,10 @@ class LiveRig:
                         self._note()
 
     async def _read_output(self, mid: str) -> None:
+        with contextlib.suppress(ChannelClosed):  # the test deleted the channel
+            await self._follow_output(mid)
+
+    async def _follow_output(self, mid: str) -> None:
         async with TrickleSubscriber(
             self.url(mid, "-out"), start_seq=0, client=self.http
         ) as subscriber:
