@@ -18,7 +18,7 @@ PYTHON = "3.11"
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit, property, stateful and loopback integration tests."""
-    session.install("-e", ".[test,media,torch]")
+    session.install("-e", ".[test,kafka,media,torch]")
     session.run("pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
 
 
@@ -40,7 +40,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def spec_coverage(session: nox.Session) -> None:
     """List every spec requirement with the tests citing it; fail on an uncited MUST."""
-    session.install("-e", ".[test,media,torch]")
+    session.install("-e", ".[test,kafka,media,torch]")
     session.run("python", "tests/spec_coverage.py")
 
 

@@ -68,6 +68,11 @@ from ._errors import (
     TransportError as TransportError,
     TrickleError as TrickleError,
 )
+from ._gateway_events import (
+    EventsReaderStats as EventsReaderStats,
+    gateway_connection as gateway_connection,
+    read_stream_events as read_stream_events,
+)
 from ._hooks import (
     DEFAULT_CANCEL_GRACE as DEFAULT_CANCEL_GRACE,
     call_hook as call_hook,
@@ -88,6 +93,7 @@ from ._metrics import (
     SessionCounters as SessionCounters,
 )
 from ._outlet import (
+    Bell as Bell,
     DropOldestOutlet as DropOldestOutlet,
 )
 from ._pipeline import (
@@ -107,6 +113,38 @@ from ._server import (
     TrickleServer as TrickleServer,
     TrickleServerHandle as TrickleServerHandle,
     open_trickle_server as open_trickle_server,
+)
+from ._telemetry_http import (
+    HttpSink as HttpSink,
+)
+from ._telemetry_kafka import (
+    KafkaSink as KafkaSink,
+    KafkaUnavailable as KafkaUnavailable,
+    kafka_producer_config as kafka_producer_config,
+)
+from ._telemetry_runner import (
+    RunnerTelemetry as RunnerTelemetry,
+    StreamTelemetry as StreamTelemetry,
+    connection_info_from_env as connection_info_from_env,
+)
+from ._telemetry_sinks import (
+    DEFAULT_KAFKA_TOPIC as DEFAULT_KAFKA_TOPIC,
+    DEFAULT_SHUTDOWN_TIMEOUT as DEFAULT_SHUTDOWN_TIMEOUT,
+    EventBuffer as EventBuffer,
+    FanoutSink as FanoutSink,
+    LogSink as LogSink,
+    NullSink as NullSink,
+    SinkConfig as SinkConfig,
+    TelemetryConfigError as TelemetryConfigError,
+    TelemetrySink as TelemetrySink,
+    open_sink as open_sink,
+    select_sink as select_sink,
+)
+from ._telemetry_spool import (
+    DEFAULT_SPOOL_MAX_BYTES as DEFAULT_SPOOL_MAX_BYTES,
+    DEFAULT_SPOOL_MAX_EVENTS as DEFAULT_SPOOL_MAX_EVENTS,
+    SpoolContents as SpoolContents,
+    TelemetrySpool as TelemetrySpool,
 )
 from ._wire_byoc import (
     BYOC_BALANCE_HEADER as BYOC_BALANCE_HEADER,
