@@ -1,0 +1,144 @@
+"""The runner's telemetry sources: setup, start failure, hook failures, bounds."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import trio
+
+from tests.integration.live_harness import live_rig
+from tests.integration.test_telemetry_e2e import CollectingSink
+from trio_trickle._gateway_events import read_stream_events
+from trio_trickle._live_pipeline import LivePipeline
+from trio_trickle._media_frames import VideoFrame
+from trio_trickle._media_testsrc import generate_ts
+from trio_trickle._serve import open_runner
+from trio_trickle._session import Session, SessionSettings
+from trio_trickle._telemetry_runner import RunnerTelemetry, connection_info_from_env
+from trio_trickle._wire_runner import StreamStartRequest
+from trio_trickle._wire_telemetry import TelemetryRelay
+from trio_trickle.examples import Passthrough
+
+
+class SetupFails(LivePipeline):
+    def setup(self) -> None:
+        raise OSError("no weights")
+
+
+@pytest.mark.spec("TEL-026", "TEL-036")
+async def test_a_failed_setup_is_an_unrecoverable_load_error() -> None:
+    with trio.fail_after(20):
+        async with open_runner(SetupFails()) as runner:
+            await runner.wait_setup()
+            manager = runner.manager
+            assert manager is not None
+            pending = [TelemetryRelay.from_bytes(b).event for b in manager.telemetry.take_pending()]
+    names = [e.name for e in pending]
+    assert names == ["pipeline_load_start", "error"]
+    error = pending[1].error
+    assert error is not None
+    assert error.error_type == "pipeline_load_failed"
+    assert error.recoverable is False
+    assert error.exception_type == "OSError"
+
+
+class StartFails(LivePipeline):
+    async def on_stream_start(self, params: dict[str, object]) -> None:
+        raise ValueError("bad params")
+
+
+class Flaky(LivePipeline):
+    def process_video(self, frame: VideoFrame) -> VideoFrame:
+        raise RuntimeError("flaky")
+
+    async def on_params_update(self, params: dict[str, object]) -> None:
+        raise KeyError("prompt")
+
+
+async def _collect(pipeline: LivePipeline, action: str) -> list[object]:
+    sink = CollectingSink()
+    settings = SessionSettings(device="cpu", heartbeat_interval=5.0, max_hook_failures=1000)
+    segments = generate_ts(seconds=1, width=64, height=48, fps=30, audio=False)
+    with trio.fail_after(30):
+        async with live_rig(pipeline, settings=settings) as rig, trio.open_nursery() as nursery:
+            rig.create_channels("t")
+            nursery.start_soon(read_stream_events, rig.url("t", "-events"), sink)
+            start = await rig.http.post(rig.runner.url + "/stream/start", json=rig.start_body("t"))
+            if action == "media":
+                assert start.status_code == 200
+                await rig.publish("t", segments, 0.3)
+                reply = await rig.http.post(rig.runner.url + "/stream/params", json={"a": 1})
+                assert reply.status_code == 500
+                await rig.http.post(rig.runner.url + "/stream/stop")
+            else:
+                assert start.status_code == 500
+            with trio.fail_after(5):
+                while not any(e.name == "session_closed" for e in sink.events):
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+    return list(sink.events)
+
+
+@pytest.mark.spec("TEL-029", "TEL-034", "TEL-036")
+async def test_a_failed_start_reports_startup_failure_and_closes_the_session() -> None:
+    events = await _collect(StartFails(), "start")
+    names = [e.name for e in events]  # type: ignore[attr-defined]
+    assert names[-3:] == ["session_created", "error", "session_closed"]
+    error = events[-2].error  # type: ignore[attr-defined]
+    assert error.error_type == "stream_startup_failed"
+    assert error.recoverable is False
+    assert "stream_started" not in names
+
+
+@pytest.mark.spec("TEL-036", "TEL-013", "TEL-012")
+async def test_hook_failures_are_recoverable_errors_with_their_types() -> None:
+    events = await _collect(Flaky(), "media")
+    errors = {e.error.error_type: e.error for e in events if e.name == "error"}  # type: ignore[attr-defined]
+    assert errors["pipeline_processing_failed"].recoverable is True
+    assert errors["params_update_failed"].recoverable is True
+    assert errors["params_update_failed"].exception_type == "KeyError"
+    wire = next(e for e in events if e.name == "error").to_wire()  # type: ignore[attr-defined]
+    assert set(wire["data"]["error"]) >= {"error_type", "message", "recoverable"}
+
+
+@pytest.mark.spec("TEL-043", "TEL-045")
+async def test_the_relay_queue_is_bounded_and_never_blocks() -> None:
+    request = StreamStartRequest(
+        gateway_request_id="b",
+        control_url="http://127.0.0.1:9/c",
+        events_url="http://127.0.0.1:9/e",
+        subscribe_url="http://127.0.0.1:9/i",
+    )
+    async with trio.open_nursery():
+        import httpx
+
+        async with httpx.AsyncClient() as client:
+            session = Session(request, Passthrough(), client=client)
+            assert session.settings.telemetry_capacity == 1024
+
+            def flood() -> float:
+                began = time.monotonic()
+                for _ in range(20_000):
+                    session._telemetry("custom_probe", n=1)
+                return time.monotonic() - began
+
+            took = await trio.to_thread.run_sync(flood)
+    outlet = session.telemetry_outlet
+    assert len(outlet) == 1024
+    assert outlet.dropped == 20_000 - 1024
+    assert took < 10  # never waits on the (absent) events channel
+    newest = json.loads(outlet.get_nowait(2000)[-1])
+    assert newest["type"] == "telemetry"
+    assert newest["event"]["data"]["type"] == "custom_probe"
+
+
+@pytest.mark.spec("TEL-020", "TEL-007")
+def test_connection_info_and_client_source() -> None:
+    info = connection_info_from_env(
+        {"TRIO_TRICKLE_GPU_TYPE": "H100", "NOMAD_DC": "us-east", "FAL_RUNNER_ID": "r1"}
+    )
+    assert info == {"gpu_type": "H100", "fal_region": "us-east", "fal_runner_id": "r1"}
+    assert set(connection_info_from_env({})) == {"gpu_type"}
+    assert RunnerTelemetry(connection_info={}).client_source == "trio-trickle"
