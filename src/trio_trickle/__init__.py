@@ -123,6 +123,7 @@ from ._telemetry_kafka import (
     kafka_producer_config as kafka_producer_config,
 )
 from ._telemetry_runner import (
+    CapturedEvent as CapturedEvent,
     RunnerTelemetry as RunnerTelemetry,
     StreamTelemetry as StreamTelemetry,
     connection_info_from_env as connection_info_from_env,

@@ -44,7 +44,7 @@ import trio
 
 from ._client_publisher import TricklePublisher
 from ._client_subscriber import TrickleSubscriber
-from ._errors import ChannelClosed, ProtocolError, TrickleError
+from ._errors import ChannelClosed, TrickleError
 from ._hooks import call_hook
 from ._live_pipeline import (
     LivePipeline,
@@ -60,7 +60,7 @@ from ._metrics import SessionCounters
 from ._outlet import Bell, DropOldestOutlet
 from ._recent_queue import RecentQueue
 from ._session_io import ParamsQueue, control_updates, write_data, write_events
-from ._telemetry_runner import RunnerTelemetry
+from ._telemetry_runner import CapturedEvent, RunnerTelemetry
 from ._wire_channel_events import HeartbeatEvent, StatusEvent
 from ._wire_runner import SessionState, StopReason, StreamStartRequest
 from ._wire_telemetry import (
@@ -196,7 +196,7 @@ class Session:
         #: One bell for both queues the events writer drains.
         self.events_bell = Bell()
         #: Relayed telemetry, its own bound so pipeline events never crowd it out (TEL-043).
-        self.telemetry_outlet: DropOldestOutlet[bytes] = DropOldestOutlet(
+        self.telemetry_outlet: DropOldestOutlet[bytes | CapturedEvent] = DropOldestOutlet(
             self.settings.telemetry_capacity, bell=self.events_bell
         )
         self._stream_started_at: float | None = None
@@ -210,11 +210,12 @@ class Session:
     # -- telemetry -----------------------------------------------------------------
 
     def _telemetry(self, name: str, *, error: TelemetryError | None = None, **meta: Any) -> None:
-        """Stamp a stream event now and queue it for the events channel (TEL-040)."""
-        try:
-            self.telemetry_outlet.put(self.telemetry.event(name, error=error, **meta))
-        except ProtocolError:  # an oversized or invalid event is a bug, never fatal
-            log.exception("session %s: telemetry event %s not built", self.id, name)
+        """Stamp a stream event now; it is built and relayed by the events writer (TEL-040).
+
+        Cheap and non-blocking from any thread: a flood only makes the bounded
+        relay queue drop its oldest, unbuilt events (TEL-043, TEL-045).
+        """
+        self.telemetry_outlet.put(self.telemetry.capture(name, error=error, **meta))
 
     def _telemetry_error(
         self, error_type: str, message: str, *, recoverable: bool, exc: BaseException | None = None

@@ -19,6 +19,8 @@ from ._client_channels import JsonlWriter
 from ._client_publisher import TricklePublisher
 from ._client_subscriber import TrickleSubscriber
 from ._errors import ChannelClosed, ProtocolError, TrickleError
+from ._outlet import DropOldestOutlet
+from ._telemetry_runner import CapturedEvent
 from ._wire_channels import ControlMessage, KeepAlive, decode_control
 from ._wire_runner import StopReason
 
@@ -115,7 +117,7 @@ async def write_events(session: Session) -> None:
     Telemetry goes first; each queue has its own bound, so a flood of pipeline
     events drops pipeline events, never the lifecycle (TEL-043, TEL-045).
     """
-    queues = (session.telemetry_outlet, session.outlets.events)
+    queues: tuple[DropOldestOutlet[Any], ...] = (session.telemetry_outlet, session.outlets.events)
     try:
         async with TricklePublisher(
             session.request.events_url,
@@ -137,6 +139,12 @@ async def write_events(session: Session) -> None:
                         return
                     await session.events_bell.wait()
                     continue
+                if isinstance(item, CapturedEvent):  # built only now, if it survived
+                    try:
+                        item = session.telemetry.encode(item)
+                    except ProtocolError:
+                        log.exception("session %s: telemetry event not built", session.id)
+                        continue
                 now = trio.current_time()
                 tokens = min(burst, tokens + (now - refilled) * rate)
                 refilled = now

@@ -34,7 +34,7 @@ from ._wire_telemetry import (
     TelemetryRelay,
 )
 
-__all__ = ["RunnerTelemetry", "StreamTelemetry", "connection_info_from_env"]
+__all__ = ["CapturedEvent", "RunnerTelemetry", "StreamTelemetry", "connection_info_from_env"]
 
 log = logging.getLogger("trio_trickle.telemetry")
 
@@ -75,6 +75,31 @@ def _gpu_name() -> str | None:
     except Exception:  # a broken driver must not break telemetry
         log.debug("could not read the GPU name", exc_info=True)
     return None
+
+
+class CapturedEvent:
+    """An event stamped (id and timestamp fixed) but not yet built or encoded.
+
+    Capturing costs a uuid and a clock read, so a flood from a hot path stays
+    cheap; validation and JSON encoding happen in the relay's drain task, and
+    only for events that survive its drop-oldest bound (TEL-045).
+    """
+
+    __slots__ = ("error", "event_id", "metadata", "name", "timestamp_ms")
+
+    def __init__(
+        self,
+        name: str,
+        event_id: uuid.UUID,
+        timestamp_ms: int,
+        error: TelemetryError | None,
+        metadata: dict[str, Any],
+    ) -> None:
+        self.name = name
+        self.event_id = event_id
+        self.timestamp_ms = timestamp_ms
+        self.error = error
+        self.metadata = metadata
 
 
 class RunnerTelemetry:
@@ -126,6 +151,9 @@ class RunnerTelemetry:
             error=error,
             metadata=metadata,
         )
+
+    def record(self, event: TelemetryEvent) -> None:
+        """Called with every stream event as it is built; a hook for tests and taps."""
 
     @staticmethod
     def relay_bytes(event: TelemetryEvent) -> bytes:
@@ -188,15 +216,34 @@ class StreamTelemetry:
         self.user_id = user_id
         self.pipeline_ids = pipeline_ids
 
-    def event(self, name: str, *, error: TelemetryError | None = None, **metadata: Any) -> bytes:
-        """The relay segment of a freshly stamped stream event."""
-        event = self.runner.stamp(
-            name,
+    def capture(
+        self, name: str, *, error: TelemetryError | None = None, **metadata: Any
+    ) -> CapturedEvent:
+        """Stamp an event of this stream now; build it later with :meth:`encode`."""
+        runner = self.runner
+        return CapturedEvent(name, runner.new_id(), runner.clock_ms(), error, metadata)
+
+    def encode(self, captured: CapturedEvent) -> bytes:
+        """The relay segment of a captured event, with the id and time it was stamped with.
+
+        Raises ProtocolError for an event that cannot be built (a caller's bug).
+        """
+        event = TelemetryEvent.stamp(
+            captured.name,
+            clock_ms=lambda: captured.timestamp_ms,
+            new_id=lambda: captured.event_id,
+            client_source=self.runner.client_source,
             session_id=self.session_id,
             connection_id=self.connection_id,
             user_id=self.user_id,
             pipeline_ids=self.pipeline_ids,
-            error=error,
-            **metadata,
+            connection_info=self.runner.connection_info,
+            error=captured.error,
+            metadata=captured.metadata,
         )
+        self.runner.record(event)
         return self.runner.relay_bytes(event)
+
+    def event(self, name: str, *, error: TelemetryError | None = None, **metadata: Any) -> bytes:
+        """Capture and encode at once (for the rare event off the hot path)."""
+        return self.encode(self.capture(name, error=error, **metadata))

@@ -26,7 +26,7 @@ def _run(script: str, *args: str) -> list[dict[str, object]]:
 
 
 def test_frame_loop_quick_run_reports_every_metric() -> None:
-    records = _run("frame_loop.py", "--quick", "--device", "cpu", "--flood", "20")
+    records = _run("frame_loop.py", "--quick", "--device", "cpu", "--flood", "20000")
     metrics = {str(r["metric"]) for r in records}
     for name in (
         "codec_ceiling",

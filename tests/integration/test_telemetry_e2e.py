@@ -24,9 +24,12 @@ class RecordingTelemetry(RunnerTelemetry):
         self.stamped: list[TelemetryEvent] = []
 
     def stamp(self, name: str, **kwargs: Any) -> TelemetryEvent:
-        event = super().stamp(name, **kwargs)
+        event = super().stamp(name, **kwargs)  # process events (runner_ready, ...)
         self.stamped.append(event)
         return event
+
+    def record(self, event: TelemetryEvent) -> None:
+        self.stamped.append(event)  # stream events, as the relay builds them
 
 
 class CollectingSink:

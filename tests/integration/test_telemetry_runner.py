@@ -16,7 +16,11 @@ from trio_trickle._media_frames import VideoFrame
 from trio_trickle._media_testsrc import generate_ts
 from trio_trickle._serve import open_runner
 from trio_trickle._session import Session, SessionSettings
-from trio_trickle._telemetry_runner import RunnerTelemetry, connection_info_from_env
+from trio_trickle._telemetry_runner import (
+    CapturedEvent,
+    RunnerTelemetry,
+    connection_info_from_env,
+)
 from trio_trickle._wire_runner import StreamStartRequest
 from trio_trickle._wire_telemetry import TelemetryRelay
 from trio_trickle.examples import Passthrough
@@ -129,9 +133,12 @@ async def test_the_relay_queue_is_bounded_and_never_blocks() -> None:
     assert len(outlet) == 1024
     assert outlet.dropped == 20_000 - 1024
     assert took < 10  # never waits on the (absent) events channel
-    newest = json.loads(outlet.get_nowait(2000)[-1])
-    assert newest["type"] == "telemetry"
-    assert newest["event"]["data"]["type"] == "custom_probe"
+    newest = outlet.get_nowait(2000)[-1]
+    assert isinstance(newest, CapturedEvent)
+    relay = json.loads(session.telemetry.encode(newest))  # built only when it survived
+    assert relay["type"] == "telemetry"
+    assert relay["event"]["data"]["type"] == "custom_probe"
+    assert relay["event"]["id"] == str(newest.event_id)
 
 
 @pytest.mark.spec("TEL-020", "TEL-007")
