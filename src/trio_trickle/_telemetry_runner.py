@@ -78,25 +78,24 @@ def _gpu_name() -> str | None:
 
 
 class CapturedEvent:
-    """An event stamped (id and timestamp fixed) but not yet built or encoded.
+    """An event captured where it happened (its timestamp fixed), not yet built.
 
-    Capturing costs a uuid and a clock read, so a flood from a hot path stays
-    cheap; validation and JSON encoding happen in the relay's drain task, and
-    only for events that survive its drop-oldest bound (TEL-045).
+    Capturing is one clock read and a small object, so a flood from a hot path
+    stays cheap. The drain task builds the event (its id, validation, JSON)
+    only if it survives the relay's drop-oldest bound (TEL-045); a dropped
+    event never gets an id, so every id still names exactly one event.
     """
 
-    __slots__ = ("error", "event_id", "metadata", "name", "timestamp_ms")
+    __slots__ = ("error", "metadata", "name", "timestamp_ms")
 
     def __init__(
         self,
         name: str,
-        event_id: uuid.UUID,
         timestamp_ms: int,
         error: TelemetryError | None,
         metadata: dict[str, Any],
     ) -> None:
         self.name = name
-        self.event_id = event_id
         self.timestamp_ms = timestamp_ms
         self.error = error
         self.metadata = metadata
@@ -220,8 +219,7 @@ class StreamTelemetry:
         self, name: str, *, error: TelemetryError | None = None, **metadata: Any
     ) -> CapturedEvent:
         """Stamp an event of this stream now; build it later with :meth:`encode`."""
-        runner = self.runner
-        return CapturedEvent(name, runner.new_id(), runner.clock_ms(), error, metadata)
+        return CapturedEvent(name, self.runner.clock_ms(), error, metadata)
 
     def encode(self, captured: CapturedEvent) -> bytes:
         """The relay segment of a captured event, with the id and time it was stamped with.
@@ -231,7 +229,7 @@ class StreamTelemetry:
         event = TelemetryEvent.stamp(
             captured.name,
             clock_ms=lambda: captured.timestamp_ms,
-            new_id=lambda: captured.event_id,
+            new_id=self.runner.new_id,
             client_source=self.runner.client_source,
             session_id=self.session_id,
             connection_id=self.connection_id,

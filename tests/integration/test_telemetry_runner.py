@@ -138,7 +138,7 @@ async def test_the_relay_queue_is_bounded_and_never_blocks() -> None:
     relay = json.loads(session.telemetry.encode(newest))  # built only when it survived
     assert relay["type"] == "telemetry"
     assert relay["event"]["data"]["type"] == "custom_probe"
-    assert relay["event"]["id"] == str(newest.event_id)
+    assert relay["event"]["timestamp"] == str(newest.timestamp_ms)  # stamped at the source
 
 
 @pytest.mark.spec("TEL-020", "TEL-007")
