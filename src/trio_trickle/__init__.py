@@ -27,8 +27,10 @@ from ._client_http import (
     ClientTimeouts as ClientTimeouts,
     create_http_client as create_http_client,
 )
-from ._client_publisher import (
+from ._client_post import (
     QUEUE_CHUNKS as QUEUE_CHUNKS,
+)
+from ._client_publisher import (
     PublisherSegment as PublisherSegment,
     TricklePublisher as TricklePublisher,
 )
@@ -85,12 +87,22 @@ from ._live_pipeline import (
     StreamOutlets as StreamOutlets,
     bind_outlets as bind_outlets,
     current_outlets as current_outlets,
+    current_telemetry_sink as current_telemetry_sink,
     encode_event_segment as encode_event_segment,
     unbind_outlets as unbind_outlets,
+)
+from ._media_encode_settings import (
+    SEGMENT_BOUNDARY as SEGMENT_BOUNDARY,
+    EncoderSettings as EncoderSettings,
+    EncodeStats as EncodeStats,
+    SegmentBoundary as SegmentBoundary,
 )
 from ._metrics import (
     RateMeter as RateMeter,
     SessionCounters as SessionCounters,
+)
+from ._openapi import (
+    openapi_document as openapi_document,
 )
 from ._outlet import (
     Bell as Bell,
@@ -103,7 +115,6 @@ from ._pipeline import (
     PredictSignature as PredictSignature,
     UnsupportedAnnotation as UnsupportedAnnotation,
     compile_annotation as compile_annotation,
-    openapi_document as openapi_document,
 )
 from ._recent_queue import (
     RecentQueue as RecentQueue,
@@ -113,6 +124,9 @@ from ._server import (
     TrickleServer as TrickleServer,
     TrickleServerHandle as TrickleServerHandle,
     open_trickle_server as open_trickle_server,
+)
+from ._telemetry_buffer import (
+    EventBuffer as EventBuffer,
 )
 from ._telemetry_http import (
     HttpSink as HttpSink,
@@ -126,12 +140,12 @@ from ._telemetry_runner import (
     CapturedEvent as CapturedEvent,
     RunnerTelemetry as RunnerTelemetry,
     StreamTelemetry as StreamTelemetry,
+    TrickleEventsSink as TrickleEventsSink,
     connection_info_from_env as connection_info_from_env,
 )
 from ._telemetry_sinks import (
     DEFAULT_KAFKA_TOPIC as DEFAULT_KAFKA_TOPIC,
     DEFAULT_SHUTDOWN_TIMEOUT as DEFAULT_SHUTDOWN_TIMEOUT,
-    EventBuffer as EventBuffer,
     FanoutSink as FanoutSink,
     LogSink as LogSink,
     NullSink as NullSink,
@@ -340,10 +354,6 @@ if TYPE_CHECKING:
         decode_ts as decode_ts,
     )
     from ._media_encode import (
-        SEGMENT_BOUNDARY as SEGMENT_BOUNDARY,
-        EncoderSettings as EncoderSettings,
-        EncodeStats as EncodeStats,
-        SegmentBoundary as SegmentBoundary,
         TsMuxer as TsMuxer,
         encode_ts as encode_ts,
     )
@@ -394,10 +404,6 @@ _LAZY: dict[str, str] = {
     "TsDecoder": "_media_decode",
     "decode_segments": "_media_decode",
     "decode_ts": "_media_decode",
-    "SEGMENT_BOUNDARY": "_media_encode",
-    "EncodeStats": "_media_encode",
-    "EncoderSettings": "_media_encode",
-    "SegmentBoundary": "_media_encode",
     "TsMuxer": "_media_encode",
     "encode_ts": "_media_encode",
     "AudioFrame": "_media_frames",

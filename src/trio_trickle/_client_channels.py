@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import httpx
 import trio
@@ -82,6 +82,18 @@ class _Wrapper:
         self._owned = owned
         self._stack = AsyncExitStack()
 
+    async def __aenter__(self) -> Self:
+        await self._open_inner()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close_inner(exc)
+
     async def _open_inner(self) -> None:
         if self._owned:
             await self._stack.enter_async_context(self._inner)
@@ -134,18 +146,6 @@ class JsonSegmentWriter(_Wrapper):
         self.publisher, owned = _publisher(target, mime_type, client, owns_channel, timeouts)
         super().__init__(self.publisher, owned=owned)
 
-    async def __aenter__(self) -> JsonSegmentWriter:
-        await self._open_inner()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._close_inner(exc)
-
     async def write(self, message: Mapping[str, Any] | SupportsToWire) -> int | None:
         """Publish ``message`` (a mapping, or a wire object with ``to_wire``); returns its seq."""
         return await self.publisher.write_segment(dump_json(_as_object(message)))
@@ -172,18 +172,6 @@ class JsonSegmentReader(_Wrapper):
         self.skip_invalid = skip_invalid
         #: Seq of the segment the last returned message came from.
         self.last_seq: int | None = None
-
-    async def __aenter__(self) -> JsonSegmentReader:
-        await self._open_inner()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._close_inner(exc)
 
     def __aiter__(self) -> JsonSegmentReader:
         return self
@@ -237,7 +225,7 @@ class JsonlWriter(_Wrapper):
         self._error: TrickleError | None = None
         self._closed = False
 
-    async def __aenter__(self) -> JsonlWriter:
+    async def __aenter__(self) -> Self:
         await self._open_inner()
         try:
             await self._tasks.open()
@@ -354,18 +342,6 @@ class JsonlReader(_Wrapper):
     def seq(self) -> int | None:
         """Seq of the segment being read."""
         return None if self._segment is None else self._segment.seq
-
-    async def __aenter__(self) -> JsonlReader:
-        await self._open_inner()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._close_inner(exc)
 
     def __aiter__(self) -> JsonlReader:
         return self

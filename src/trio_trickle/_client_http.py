@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, suppress
+from types import TracebackType
+from typing import ClassVar, Self
 
 import attrs
 import httpx
 import trio
 
-from ._errors import TransportError
+from ._errors import IllegalTransition, TransportError
 from ._wire_trickle import SegmentMeta
 
 __all__ = ["ClientTimeouts", "create_http_client"]
@@ -236,6 +238,67 @@ class OwnedNursery:
             if rest is None and cancelled is not None:
                 raise _first_leaf(cancelled) from None
             raise
+
+
+class ClientLifecycle:
+    """The ``async with`` lifecycle the trickle publisher and subscriber share.
+
+    Entered once: makes an httpx client unless one was given, opens the
+    background-task nursery, then runs the subclass's :meth:`_on_enter`; a
+    failure anywhere shuts down what was opened. Leaving (or a failed enter)
+    runs the subclass's ``aclose()``, then closes the nursery, then the owned
+    client, each even when the step before raised, the client shielded from
+    cancellation.
+    """
+
+    #: The class name in the error of a second ``async with``.
+    _kind: ClassVar[str]
+
+    def __init__(self, client: httpx.AsyncClient | None, timeouts: ClientTimeouts | None) -> None:
+        self.timeouts = timeouts or ClientTimeouts()
+        self._client = client
+        self._owns_client = client is None
+        self._tasks = OwnedNursery()
+        self._entered = False
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise IllegalTransition(f"a {self._kind} can be entered once")
+        self._entered = True
+        if self._client is None:
+            self._client = create_http_client(self.timeouts)
+        try:
+            await self._tasks.open()
+            await self._on_enter()
+        except BaseException:
+            await self._shutdown()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._shutdown()
+
+    async def _on_enter(self) -> None:
+        """The rest of entering, once the client and the nursery are there."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def _shutdown(self) -> None:
+        try:
+            await self.aclose()
+        finally:
+            try:
+                await self._tasks.close()
+            finally:
+                if self._owns_client and self._client is not None:
+                    with trio.CancelScope(shield=True):
+                        await self._client.aclose()
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -2,12 +2,12 @@
 
 Theory of operation
 -------------------
-Each segment is one :class:`_Post`: a background task (in the publisher's own
-nursery) that runs ``POST {ch}/{seq}`` through httpx with a request body read
-from a bounded trio memory channel. httpx writes a streaming request's line and
-headers before it asks the body for its first chunk, so a POST started before
-there is data is a real *preconnect*: the server installs the segment at once
-and subscribers of it wait instead of seeing 470 (TRK-092).
+Each segment is one POST (:mod:`._client_post`): a background task (in the
+publisher's own nursery) that runs ``POST {ch}/{seq}`` through httpx with a
+request body read from a bounded trio memory channel. httpx writes a streaming
+request's line and headers before it asks the body for its first chunk, so a
+POST started before there is data is a real *preconnect*: the server installs
+the segment at once and subscribers of it wait instead of seeing 470 (TRK-092).
 
 The send queue holds at most :data:`QUEUE_CHUNKS` chunks (one per ``write``
 call). When it is full, ``write`` waits up to ``ClientTimeouts.queue`` (5 s) for
@@ -27,109 +27,26 @@ other POST starts until its response says which seq it got (TRK-089).
 
 from __future__ import annotations
 
-import logging
 from types import TracebackType
 
 import httpx
 import trio
 
 from ._client_http import (
+    ClientLifecycle,
     ClientTimeouts,
-    OwnedNursery,
-    create_http_client,
     delete_quietly,
     normalize_channel_url,
     probe_next_seq,
-    response_meta,
     segment_url,
-    transport_error,
 )
+from ._client_post import Post, run_attempts
 from ._errors import ChannelClosed, IllegalTransition, TransportError, TrickleError
-from ._wire_trickle import HEADER_RESET, SEQ_NEXT, SegmentMeta
 
-__all__ = ["QUEUE_CHUNKS", "PublisherSegment", "TricklePublisher"]
+__all__ = ["PublisherSegment", "TricklePublisher"]
 
-log = logging.getLogger("trio_trickle.client.publisher")
-
-#: Chunks a segment's send queue holds before ``write`` waits (back-pressure).
-QUEUE_CHUNKS = 8
-#: Most bytes of a POST response body we read (the server's are a few bytes).
-_MAX_RESPONSE_BODY = 64 * 1024
 #: Consecutive failed segments after which the publisher gives up (TRK-094).
 DEFAULT_MAX_FAILURES = 3
-
-
-class _Post:
-    """One segment's POST: its queue, its task's cancel scope, and its outcome."""
-
-    def __init__(self, channel_url: str, seq: int | None, *, reset: bool) -> None:
-        #: The seq in the URL; None means ``-1`` (the server picks, TRK-089).
-        self.seq = seq
-        self.url = segment_url(channel_url, SEQ_NEXT if seq is None else seq)
-        self.reset = reset
-        self.send, self.receive = trio.open_memory_channel[bytes](QUEUE_CHUNKS)
-        self.scope = trio.CancelScope()
-        self.done = trio.Event()
-        #: httpx asked for the body, so the request line and headers are written.
-        self.headers_sent = False
-        #: Bytes handed to httpx (what "sent" means for the retry rule).
-        self.bytes_sent = 0
-        #: Bytes the caller wrote into the queue.
-        self.bytes_queued = 0
-        #: The caller ended the body (or we ended it empty).
-        self.end_requested = False
-        #: We cancelled it on purpose (caller error, close).
-        self.aborted = False
-        self.status: int | None = None
-        self.meta: SegmentMeta | None = None
-        #: None once done means success.
-        self.error: TrickleError | None = None
-
-    @property
-    def label(self) -> str:
-        return f"POST {self.url}"
-
-    def end_body(self, timeouts: ClientTimeouts) -> None:
-        """End the request body and give the server a bounded time to answer."""
-        self.end_requested = True
-        self.send.close()
-        deadline = trio.current_time() + timeouts.connect + timeouts.headers
-        self.scope.deadline = min(self.scope.deadline, deadline)
-
-    def abort(self) -> None:
-        self.aborted = True
-        self.scope.cancel()
-
-
-#: One attempt's result: status (None if no response), metadata, failure.
-_Attempt = tuple[int | None, SegmentMeta | None, TrickleError | None]
-
-
-class _BodyPump(httpx.AsyncByteStream):
-    """The request body of one POST attempt: chunks taken from the segment's queue.
-
-    Handed to httpx as the request's stream itself (not as ``content=``, which
-    httpx would wrap in an async generator that is left suspended, and so
-    garbage-collected with a ResourceWarning, whenever a POST ends early). A
-    plain iterator object needs no finalizing, and a retry reads the same queue
-    with a fresh pump.
-    """
-
-    def __init__(self, post: _Post) -> None:
-        self._post = post
-
-    def __aiter__(self) -> _BodyPump:
-        # httpcore asks for the body only after writing the request line and headers.
-        self._post.headers_sent = True
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            chunk = await self._post.receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise StopAsyncIteration from None
-        self._post.bytes_sent += len(chunk)
-        return chunk
 
 
 class PublisherSegment:
@@ -141,7 +58,7 @@ class PublisherSegment:
 
     def __init__(self, publisher: TricklePublisher) -> None:
         self._publisher = publisher
-        self._post: _Post | None = None
+        self._post: Post | None = None
         self._finished = False
 
     @property
@@ -176,7 +93,7 @@ class PublisherSegment:
             raise IllegalTransition("segment already started")
         self._post = await self._publisher._open_post(self)
 
-    def _require_open(self) -> _Post:
+    def _require_open(self) -> Post:
         if self._post is None:
             raise IllegalTransition("segment not started")
         if self._finished:
@@ -264,7 +181,7 @@ class PublisherSegment:
         self._publisher._record_failure(error)
 
 
-class TricklePublisher:
+class TricklePublisher(ClientLifecycle):
     """Publishes segments to one trickle channel.
 
     ``url`` is the channel URL (``http://host:port/ai/trickle/{ch}``). Use as an
@@ -272,6 +189,8 @@ class TricklePublisher:
     ``client`` is given, its own httpx client. ``start_seq`` skips the ``/next``
     probe. ``owns_channel`` makes ``aclose`` delete the channel (TRK-097).
     """
+
+    _kind = "TricklePublisher"
 
     def __init__(
         self,
@@ -290,16 +209,12 @@ class TricklePublisher:
         if max_consecutive_failures < 1:
             raise ValueError("max_consecutive_failures must be at least 1")
         self.url = normalize_channel_url(url)
+        super().__init__(client, timeouts)
         self.mime_type = mime_type
         self.owns_channel = owns_channel
-        self.timeouts = timeouts or ClientTimeouts()
         self.max_consecutive_failures = max_consecutive_failures
         self.retry_delay = retry_delay
-        self._client = client
-        self._owns_client = client is None
         self._start_seq = start_seq
-        self._tasks = OwnedNursery()
-        self._entered = False
         #: Entered completely: only then does closing delete the channel.
         self._ready = False
         self._closed = False
@@ -308,51 +223,21 @@ class TricklePublisher:
         #: Seq of the next segment; None while unknown (posting to -1).
         self._next_seq: int | None = None
         #: The preconnected POST for the next segment.
-        self._pending: _Post | None = None
+        self._pending: Post | None = None
         #: A POST to -1 whose seq is not known yet; nothing else starts meanwhile.
-        self._unresolved: _Post | None = None
+        self._unresolved: Post | None = None
         self._active: PublisherSegment | None = None
         self._first = True
 
-    # -- lifecycle -------------------------------------------------------------
+    # -- lifecycle (entering and leaving: ClientLifecycle) ------------------------
 
-    async def __aenter__(self) -> TricklePublisher:
-        if self._entered:
-            raise IllegalTransition("a TricklePublisher can be entered once")
-        self._entered = True
-        if self._client is None:
-            self._client = create_http_client(self.timeouts)
-        try:
-            await self._tasks.open()
-            seq = self._start_seq
-            if seq is None:
-                seq = await self._probe_next()
-            self._next_seq = seq
-            self._pending = self._start_post(seq, reset=True)
-            self._ready = True
-        except BaseException:
-            await self._shutdown()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._shutdown()
-
-    async def _shutdown(self) -> None:
-        try:
-            await self.aclose()
-        finally:
-            try:
-                await self._tasks.close()
-            finally:
-                if self._owns_client and self._client is not None:
-                    with trio.CancelScope(shield=True):
-                        await self._client.aclose()
+    async def _on_enter(self) -> None:
+        seq = self._start_seq
+        if seq is None:
+            seq = await self._probe_next()
+        self._next_seq = seq
+        self._pending = self._start_post(seq, reset=True)
+        self._ready = True
 
     async def aclose(self) -> None:
         """End the pending preconnect, delete the channel if owned; idempotent (TRK-097/098).
@@ -409,7 +294,7 @@ class TricklePublisher:
         if not self._tasks.is_open:
             raise IllegalTransition("use the publisher as `async with TricklePublisher(...)`")
 
-    async def _open_post(self, segment: PublisherSegment) -> _Post:
+    async def _open_post(self, segment: PublisherSegment) -> Post:
         self._check_usable()
         if self._active is not None:
             raise IllegalTransition("the previous segment is still open")
@@ -463,7 +348,7 @@ class TricklePublisher:
         if self._terminal is None:
             self._terminal = error
 
-    def _outcome_error(self, post: _Post) -> TrickleError:
+    def _outcome_error(self, post: Post) -> TrickleError:
         """Why ``post`` did not store the caller's segment."""
         if post.error is not None:
             return post.error
@@ -473,15 +358,17 @@ class TricklePublisher:
 
     # -- background tasks ------------------------------------------------------
 
-    def _start_post(self, seq: int | None, *, reset: bool) -> _Post:
-        post = _Post(self.url, seq, reset=reset)
+    def _start_post(self, seq: int | None, *, reset: bool) -> Post:
+        post = Post(self.url, seq, reset=reset)
         self._tasks.start_soon(self._run_post, post, name=f"trickle {post.label}")
         return post
 
-    async def _run_post(self, post: _Post) -> None:
+    async def _run_post(self, post: Post) -> None:
+        client = self._client
+        assert client is not None
         try:
             with post.scope:
-                await self._attempts(post)
+                await run_attempts(client, post, self.mime_type, self.timeouts, self.retry_delay)
             if post.scope.cancelled_caught and post.status is None:
                 why = "aborted" if post.aborted else "got no answer in time"
                 post.error = TransportError(f"{post.label}: {why}")
@@ -490,65 +377,7 @@ class TricklePublisher:
             post.done.set()
         self._post_finished(post)
 
-    async def _attempts(self, post: _Post) -> None:
-        for attempt in (1, 2):
-            status, meta, error = await self._attempt(post)
-            post.status, post.meta = status, meta
-            if meta is not None and meta.closed:
-                post.error = ChannelClosed(f"{post.label}: the channel has ended")
-                return
-            if status == 404:
-                post.error = ChannelClosed(f"{post.label}: the channel does not exist (404)")
-                return
-            if status == 200:
-                if not post.end_requested:
-                    post.error = TransportError(
-                        f"{post.label}: the server answered before the body ended"
-                    )
-                else:
-                    post.error = None
-                return
-            post.error = error or TransportError(f"{post.label}: answered {status}")
-            if attempt == 1 and post.bytes_sent == 0:
-                log.debug("%s failed before its first byte, retrying once: %s", post.label, error)
-                await trio.sleep(self.retry_delay)
-                continue
-            return
-
-    async def _attempt(self, post: _Post) -> _Attempt:
-        headers = {"Content-Type": self.mime_type}
-        if post.reset:
-            headers[HEADER_RESET] = "1"
-        url = post.url
-        client = self._client
-        assert client is not None
-        request = client.build_request(
-            "POST", url, headers=headers, timeout=self.timeouts.for_request()
-        )
-        request.stream = _BodyPump(post)
-        request.headers.pop("Content-Length", None)
-        request.headers["Transfer-Encoding"] = "chunked"
-        try:
-            response = await client.send(request, stream=True)
-            try:
-                # Read to the end (the server's bodies are a few bytes), so the
-                # connection returns to the pool; keep at most a prefix.
-                body = bytearray()
-                async for chunk in response.aiter_raw():
-                    if len(body) < _MAX_RESPONSE_BODY:
-                        body += chunk
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as exc:
-            return None, None, transport_error(exc, post.label)
-        meta = response_meta(response.headers)
-        error = None
-        if response.status_code not in (200, 404):
-            text = bytes(body[:200]).decode("utf-8", "replace").strip()
-            error = TransportError(f"{post.label} answered {response.status_code}: {text}")
-        return response.status_code, meta, error
-
-    def _post_finished(self, post: _Post) -> None:
+    def _post_finished(self, post: Post) -> None:
         if isinstance(post.error, ChannelClosed) and not self._closed:
             self._make_terminal(post.error)
         if post is self._unresolved:

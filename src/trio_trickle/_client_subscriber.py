@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
-from types import TracebackType
 
 import httpx
 import trio
 
 from ._client_http import (
     BodyReader,
+    ClientLifecycle,
     ClientTimeouts,
-    OwnedNursery,
-    create_http_client,
     normalize_channel_url,
     response_meta,
     segment_url,
@@ -236,13 +234,15 @@ class SubscriberSegment:
             cause = TransportError(f"{self._where}: re-read answered {status}")
 
 
-class TrickleSubscriber:
+class TrickleSubscriber(ClientLifecycle):
     """Reads segments of one trickle channel, in order, as they are published.
 
     ``url`` is the channel URL. ``start_seq`` is ``-2`` (the segment being
     written now, from its first byte; default), ``-1`` (the next one) or an
     explicit seq (TRK-099). Use as an async context manager.
     """
+
+    _kind = "TrickleSubscriber"
 
     def __init__(
         self,
@@ -261,16 +261,12 @@ class TrickleSubscriber:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self.url = normalize_channel_url(url)
-        self.timeouts = timeouts or ClientTimeouts()
+        super().__init__(client, timeouts)
         self.preconnect = preconnect
         self.max_retries = max_retries
         self.retry_delay = retry_delay
         self.wait_ahead_delay = wait_ahead_delay
-        self._client = client
-        self._owns_client = client is None
         self._next_seq = start_seq
-        self._tasks = OwnedNursery()
-        self._entered = False
         self._closed = False
         self._ended = False
         self._terminal: ChannelClosed | None = None
@@ -282,39 +278,7 @@ class TrickleSubscriber:
         """The seq the next segment is requested with (``-1``/``-2`` before the first)."""
         return self._next_seq
 
-    # -- lifecycle -------------------------------------------------------------
-
-    async def __aenter__(self) -> TrickleSubscriber:
-        if self._entered:
-            raise IllegalTransition("a TrickleSubscriber can be entered once")
-        self._entered = True
-        if self._client is None:
-            self._client = create_http_client(self.timeouts)
-        try:
-            await self._tasks.open()
-        except BaseException:
-            await self._shutdown()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._shutdown()
-
-    async def _shutdown(self) -> None:
-        try:
-            await self.aclose()
-        finally:
-            try:
-                await self._tasks.close()
-            finally:
-                if self._owns_client and self._client is not None:
-                    with trio.CancelScope(shield=True):
-                        await self._client.aclose()
+    # -- lifecycle (entering and leaving: ClientLifecycle) ------------------------
 
     async def aclose(self) -> None:
         """Close the current segment and the preconnect; idempotent; no DELETE."""

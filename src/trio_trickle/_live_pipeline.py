@@ -25,6 +25,7 @@ import attrs
 
 from ._errors import InvalidMessage, PayloadTooLarge
 from ._outlet import DropOldestOutlet
+from ._telemetry_runner import TrickleEventsSink
 from ._wire_channel_events import TOPIC_AI_STREAM_EVENTS
 from ._wire_channels import DEFAULT_MAX_SEGMENT_BYTES, DataLine
 
@@ -34,6 +35,7 @@ __all__ = [
     "StreamOutlets",
     "bind_outlets",
     "current_outlets",
+    "current_telemetry_sink",
     "encode_event_segment",
     "unbind_outlets",
 ]
@@ -75,6 +77,18 @@ class StreamOutlets:
     #: Encoded events segments (one JSON object each), ready to publish.
     events: DropOldestOutlet[bytes]
     data: DropOldestOutlet[dict[str, Any]] | None
+    #: The session's telemetry relay as a sink, for runner code (TEL-040).
+    telemetry: TrickleEventsSink | None = None
+
+
+def current_telemetry_sink() -> TrickleEventsSink | None:
+    """The telemetry sink of the stream whose hook is running, or None outside one.
+
+    ``emit(event)`` on it relays a :class:`TelemetryEvent` on that stream's events
+    channel; it never blocks and never raises (TEL-047).
+    """
+    outlets = current_outlets.get()
+    return None if outlets is None else outlets.telemetry
 
 
 #: The outlets of the session whose task tree is running the current code.

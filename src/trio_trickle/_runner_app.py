@@ -36,7 +36,8 @@ from werkzeug.exceptions import HTTPException
 from ._errors import InvalidMessage, ProtocolError
 from ._hooks import call_hook, iterate_in_thread
 from ._live_pipeline import LivePipeline
-from ._pipeline import Pipeline, PredictSignature, openapi_document
+from ._openapi import openapi_document
+from ._pipeline import Pipeline, PredictSignature
 from ._wire_runner import (
     HEADER_STREAM_ID,
     SSE_DONE,

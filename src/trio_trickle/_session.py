@@ -11,16 +11,9 @@ tree rooted in :meth:`Session.run`:
   in ``on_stream_stop`` and the ``stream_stopped`` event, is sent before those
   channels close (RUN-078, RUN-099);
 * **work** (inside a cancel scope that any stop cause cancels): heartbeat,
-  control reader, params applier, and the media graph::
-
-      subscribe -> chunks -> decode (thread) -> router -> video queue (recent wins)
-                                                       -> audio queue (drop oldest)
-      process_video / process_audio -> pts guard -> encode (thread) -> publish
-
-Every stage is bounded: chunks and frames travel in small memory channels, the
-video queue keeps a few recent frames and drops stale ones (RUN-114), the audio queue holds 100
-frames and drops the oldest (RUN-115). Audio and video are processed by separate
-tasks, so audio never waits behind video processing (ai-runner#714).
+  control reader, params applier (the channel loops are in :mod:`._session_io`),
+  and the media graph (:mod:`._session_media`): subscribe, decode, process,
+  encode, publish, every stage bounded.
 
 A stop, from any cause, is one call: :meth:`Session.request_stop` records the
 first reason and cancels the work scope. Teardown then runs ``on_stream_stop``
@@ -32,7 +25,6 @@ teardown is bounded by ``stop_timeout``; past it the owner cancels the lot.
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -42,9 +34,7 @@ import attrs
 import httpx
 import trio
 
-from ._client_publisher import TricklePublisher
-from ._client_subscriber import TrickleSubscriber
-from ._errors import ChannelClosed, TrickleError
+from ._errors import TrickleError
 from ._hooks import call_hook
 from ._live_pipeline import (
     LivePipeline,
@@ -53,36 +43,31 @@ from ._live_pipeline import (
     encode_event_segment,
     unbind_outlets,
 )
-from ._media_decode import DecodeStats, decode_ts
-from ._media_encode import SEGMENT_BOUNDARY, EncoderSettings, TsItem, encode_ts
-from ._media_frames import AudioFrame, MediaError, VideoFrame
+from ._media_encode_settings import EncoderSettings
 from ._metrics import SessionCounters
 from ._outlet import Bell, DropOldestOutlet
-from ._recent_queue import RecentQueue
 from ._session_io import ParamsQueue, control_updates, write_data, write_events
-from ._telemetry_runner import CapturedEvent, RunnerTelemetry
+from ._session_media import MediaGraph
+from ._telemetry_runner import CapturedEvent, RunnerTelemetry, TrickleEventsSink
 from ._wire_channel_events import HeartbeatEvent, StatusEvent
 from ._wire_runner import SessionState, StopReason, StreamStartRequest
 from ._wire_telemetry import (
     ERROR_PARAMS_UPDATE_FAILED,
-    ERROR_PIPELINE_PROCESSING_FAILED,
     ERROR_STREAM_FAILED,
     ERROR_STREAM_STARTUP_FAILED,
     EVENT_ERROR,
-    EVENT_PLAYBACK_READY,
     EVENT_SESSION_CLOSED,
     EVENT_SESSION_CREATED,
     EVENT_STREAM_HEARTBEAT,
     EVENT_STREAM_STARTED,
     EVENT_STREAM_STOPPED,
     TelemetryError,
+    TelemetryEvent,
 )
 
 __all__ = ["Session", "SessionSettings", "StartFailed"]
 
 log = logging.getLogger("trio_trickle.session")
-
-MediaFrame = VideoFrame | AudioFrame
 
 
 def _default_device() -> str:
@@ -148,6 +133,11 @@ def _vram() -> dict[str, float]:
     }
 
 
+#: What waits in the telemetry relay queue: captured stream events, encoded
+#: process events, and events runner code emitted through the sink.
+Relayed = bytes | CapturedEvent | TelemetryEvent
+
+
 class StartFailed(TrickleError):
     """``on_stream_start`` raised or outlived its timeout; the session never ran."""
 
@@ -186,8 +176,6 @@ class Session:
         self._outer = trio.CancelScope()
         self._done = trio.Event()
         self._started_monotonic = time.monotonic()
-        self._hook_failures = 0
-        self._last_error_event = -math.inf
         self.params_queue = ParamsQueue()
         self.runner_telemetry = telemetry or RunnerTelemetry()
         self.telemetry = self.runner_telemetry.for_stream(
@@ -196,15 +184,17 @@ class Session:
         #: One bell for both queues the events writer drains.
         self.events_bell = Bell()
         #: Relayed telemetry, its own bound so pipeline events never crowd it out (TEL-043).
-        self.telemetry_outlet: DropOldestOutlet[bytes | CapturedEvent] = DropOldestOutlet(
+        self.telemetry_outlet: DropOldestOutlet[Relayed] = DropOldestOutlet(
             self.settings.telemetry_capacity, bell=self.events_bell
         )
         self._stream_started_at: float | None = None
-        self._playback_ready = False
         self._last_beat = (time.monotonic(), 0, 0)
+        #: Runner code's way to relay its own telemetry on this stream.
+        self.telemetry_sink = TrickleEventsSink(self.telemetry_outlet)
         self.outlets = StreamOutlets(
             events=DropOldestOutlet(self.settings.events_capacity, bell=self.events_bell),
             data=DropOldestOutlet(self.settings.data_capacity) if request.data_url else None,
+            telemetry=self.telemetry_sink,
         )
 
     # -- telemetry -----------------------------------------------------------------
@@ -227,6 +217,17 @@ class Session:
             recoverable=recoverable,
         )
         self._telemetry(EVENT_ERROR, error=error)
+
+    def _put_event(self, event_type: str, **fields: Any) -> None:
+        """A stream event for the events channel, stamped and tagged with the stream id."""
+        event = {
+            "type": event_type,
+            "timestamp": _now_ms(),
+            "gateway_request_id": self.id,
+            **fields,
+        }
+        envelope = {"queue_event_type": "ai_stream_events", "event": event}
+        self.outlets.events.put(encode_event_segment(envelope))
 
     # -- control from outside ----------------------------------------------------
 
@@ -346,7 +347,7 @@ class Session:
                     work.start_soon(control_updates, self)
                     work.start_soon(self._apply_params)
                     if self.request.subscribe_url or self.request.publish_url:
-                        work.start_soon(self._media)
+                        work.start_soon(MediaGraph(self).run)
             except Exception as exc:  # a child failed: the whole stream stops
                 log.exception("session %s failed", self.id)
                 self.fail(f"{type(exc).__name__}: {exc}")
@@ -360,17 +361,13 @@ class Session:
                 log.exception("session %s: on_stream_stop raised", self.id)
         if scope.cancelled_caught:
             log.warning("session %s: on_stream_stop outlived the stop deadline", self.id)
-        event: dict[str, Any] = {
-            "type": "stream_stopped",
-            "timestamp": _now_ms(),
-            "gateway_request_id": self.id,
-            "reason": str(self.stop_reason or StopReason.INPUT_ENDED),
-        }
+        reason = str(self.stop_reason or StopReason.INPUT_ENDED)
+        stopped: dict[str, Any] = {"reason": reason}
         if self.error is not None:
-            event["error"] = self.error
+            stopped["error"] = self.error
         if self.stop_detail is not None:
-            event["detail"] = self.stop_detail
-        self._put_event(event)
+            stopped["detail"] = self.stop_detail
+        self._put_event("stream_stopped", **stopped)
         failure = None
         if self.error is not None:
             failure = TelemetryError(
@@ -379,7 +376,7 @@ class Session:
         self._telemetry(
             EVENT_STREAM_STOPPED,
             error=failure,
-            reason=event["reason"],
+            reason=reason,
             frames_in=self.counters.frames_in,
             frames_out=self.counters.frames_out,
         )
@@ -482,275 +479,3 @@ class Session:
             else:
                 self.params = dict(job.params)
                 job.succeed()
-
-    # -- media -------------------------------------------------------------------------
-
-    async def _media(self) -> None:
-        pipeline = type(self.pipeline)
-        relay = not (pipeline.overrides("process_video") or pipeline.overrides("process_audio"))
-        if relay and self.request.subscribe_url and self.request.publish_url:
-            await self._relay()
-            return
-        if not self.request.subscribe_url:
-            # Output only: no input to process; the session lives until stopped.
-            await trio.sleep_forever()
-        chunks_tx, chunks_rx = trio.open_memory_channel[bytes](64)
-        frames_tx, frames_rx = trio.open_memory_channel[MediaFrame](8)
-        encode_tx, encode_rx = trio.open_memory_channel[MediaFrame](8)
-        video_queue: RecentQueue[VideoFrame] = RecentQueue(
-            self.settings.video_queue, self.settings.video_max_wait
-        )
-        audio_queue: DropOldestOutlet[AudioFrame] = DropOldestOutlet(self.settings.audio_capacity)
-        stats = DecodeStats()
-        async with trio.open_nursery() as media:
-            media.start_soon(self._subscribe_input, chunks_tx)
-            media.start_soon(self._decode, chunks_rx, frames_tx, stats)
-            media.start_soon(self._process_video, video_queue, encode_tx.clone())
-            media.start_soon(self._process_audio, audio_queue, encode_tx)
-            first = await self._route_first(frames_rx, video_queue, audio_queue)
-            if first and self.request.publish_url:
-                # Started once the first frame tells whether the input has audio,
-                # so a video-only stream never waits for audio that will not come.
-                output_tx, output_rx = trio.open_memory_channel[TsItem](64)
-                encoder = attrs.evolve(self.settings.encoder, audio=stats.has_audio)
-                media.start_soon(encode_ts, encode_rx, output_tx, encoder)
-                media.start_soon(self._publish_output, output_rx)
-            else:
-                media.start_soon(self._discard, encode_rx)
-            media.start_soon(self._route, frames_rx, video_queue, audio_queue)
-        # Input ended and everything drained through: the stream is over.
-        self.request_stop(StopReason.INPUT_ENDED)
-
-    async def _subscribe_input(self, chunks_tx: trio.MemorySendChannel[bytes]) -> None:
-        url = self.request.subscribe_url
-        assert url is not None
-        async with chunks_tx:
-            try:
-                async with TrickleSubscriber(url, start_seq=-1, client=self.client) as subscriber:
-                    async for segment in subscriber:
-                        async for chunk in segment:
-                            await chunks_tx.send(chunk)
-            except ChannelClosed:
-                # The input channel is gone (404). What was already received still
-                # drains through to the output; the reason says why it ended.
-                self.note_reason(StopReason.INPUT_GONE)
-
-    async def _decode(
-        self,
-        chunks_rx: trio.MemoryReceiveChannel[bytes],
-        frames_tx: trio.MemorySendChannel[MediaFrame],
-        stats: DecodeStats,
-    ) -> None:
-        try:
-            await decode_ts(
-                chunks_rx, frames_tx, device=self.settings.resolved_device(), stats=stats
-            )
-        except MediaError:
-            if stats.bytes_in:
-                raise  # bytes came but were not media: the stream failed
-            # The input ended before sending anything: nothing to decode, no failure.
-
-    async def _route_first(
-        self,
-        frames_rx: trio.MemoryReceiveChannel[MediaFrame],
-        video_queue: RecentQueue[VideoFrame],
-        audio_queue: DropOldestOutlet[AudioFrame],
-    ) -> bool:
-        """Route the first frame; False when the input ended without any."""
-        try:
-            frame = await frames_rx.receive()
-        except trio.EndOfChannel:
-            video_queue.close()
-            audio_queue.close()
-            return False
-        self._route_one(frame, video_queue, audio_queue)
-        return True
-
-    def _route_one(
-        self,
-        frame: MediaFrame,
-        video_queue: RecentQueue[VideoFrame],
-        audio_queue: DropOldestOutlet[AudioFrame],
-    ) -> None:
-        counters = self.counters
-        if isinstance(frame, VideoFrame):
-            counters.video_in.mark()
-            counters.dropped += video_queue.put(frame)
-        else:
-            counters.audio_in.mark()
-            before = audio_queue.dropped
-            audio_queue.put(frame)
-            counters.dropped += audio_queue.dropped - before
-
-    async def _route(
-        self,
-        frames_rx: trio.MemoryReceiveChannel[MediaFrame],
-        video_queue: RecentQueue[VideoFrame],
-        audio_queue: DropOldestOutlet[AudioFrame],
-    ) -> None:
-        """Hand decoded frames on without ever waiting for processing (RUN-114)."""
-        if video_queue.closed:
-            return
-        async with frames_rx:
-            async for frame in frames_rx:
-                self._route_one(frame, video_queue, audio_queue)
-        video_queue.close()
-        audio_queue.close()
-
-    async def _process_video(
-        self, slot: RecentQueue[VideoFrame], encode_tx: trio.MemorySendChannel[MediaFrame]
-    ) -> None:
-        last_pts = -math.inf
-        hook = self.pipeline.process_video
-        async with encode_tx:
-            while True:
-                before = slot.dropped
-                try:
-                    frame = await slot.get()
-                except trio.EndOfChannel:
-                    return
-                finally:
-                    self.counters.dropped += slot.dropped - before
-                result = await self._call_process(hook, frame)
-                if result is None:
-                    continue
-                if result.pts <= last_pts:  # RUN-113: never hand the muxer a step back
-                    self.counters.dropped += 1
-                    continue
-                last_pts = result.pts
-                if self.counters.width is None:
-                    self.counters.height, self.counters.width = result.height, result.width
-                await encode_tx.send(result)
-                self.counters.video_out.mark()
-
-    async def _process_audio(
-        self, queue: DropOldestOutlet[AudioFrame], encode_tx: trio.MemorySendChannel[MediaFrame]
-    ) -> None:
-        last_pts = -math.inf
-        hook = self.pipeline.process_audio
-        async with encode_tx:
-            while batch := await queue.get_batch(16):
-                for frame in batch:
-                    result = await self._call_process(hook, frame)
-                    if result is None:
-                        continue
-                    if result.pts <= last_pts:
-                        self.counters.dropped += 1
-                        continue
-                    last_pts = result.pts
-                    await encode_tx.send(result)
-                    self.counters.audio_out.mark()
-
-    async def _call_process(self, hook: Callable[[Any], Any], frame: Any) -> Any:
-        try:
-            result = await call_hook(hook, frame)
-        except Exception as exc:  # RUN-082: drop the frame, keep the stream
-            self.counters.dropped += 1
-            self._hook_failures += 1
-            message = f"{hook.__name__} failed: {type(exc).__name__}"
-            log.warning("session %s: %s", self.id, message, exc_info=True)
-            self.report_error(message)
-            self._error_event(message)
-            if self._hook_failures >= self.settings.max_hook_failures:
-                self.fail(f"{message} ({self._hook_failures} frames in a row)")
-            return None
-        self._hook_failures = 0
-        return result
-
-    def _error_event(self, message: str) -> None:
-        """A recoverable processing error on the events channel, rate-limited (RUN-083)."""
-        now = time.monotonic()
-        if now - self._last_error_event < self.settings.error_event_interval:
-            return
-        self._last_error_event = now
-        self._telemetry_error(ERROR_PIPELINE_PROCESSING_FAILED, message, recoverable=True)
-        event = {
-            "type": "error",
-            "timestamp": _now_ms(),
-            "gateway_request_id": self.id,
-            "error_type": "pipeline_processing_failed",
-            "message": message,
-            "recoverable": True,
-        }
-        self._put_event(event)
-
-    def _put_event(self, event: dict[str, Any]) -> None:
-        envelope = {"queue_event_type": "ai_stream_events", "event": event}
-        self.outlets.events.put(encode_event_segment(envelope))
-
-    async def _discard(self, rx: trio.MemoryReceiveChannel[MediaFrame]) -> None:
-        async with rx:
-            async for _ in rx:
-                pass
-
-    async def _publish_output(self, output_rx: trio.MemoryReceiveChannel[TsItem]) -> None:
-        """One trickle segment per GOP, streamed while it is being encoded."""
-        url = self.request.publish_url
-        assert url is not None
-        try:
-            async with (
-                output_rx,
-                TricklePublisher(
-                    url, "video/MP2T", client=self.client, owns_channel=False
-                ) as publisher,
-            ):
-                segment = None
-                async for item in output_rx:
-                    if item is SEGMENT_BOUNDARY or segment is None:
-                        if segment is not None:
-                            await segment.end()
-                        segment = publisher.segment()
-                        await segment.start()
-                        if item is SEGMENT_BOUNDARY:
-                            continue
-                    assert isinstance(item, bytes)
-                    await segment.write(item)
-                    if not self._playback_ready:
-                        self._playback_ready = True
-                        started = self._stream_started_at or self._started_monotonic
-                        ttff = round((time.monotonic() - started) * 1000)
-                        self._telemetry(EVENT_PLAYBACK_READY, ttff_ms=ttff)
-                if segment is not None:
-                    await segment.end()
-        except ChannelClosed:
-            self.request_stop(StopReason.OUTPUT_GONE)
-
-    async def _relay(self) -> None:
-        """Passthrough without decoding: input segments out byte for byte (RUN-117)."""
-        assert self.request.subscribe_url is not None
-        assert self.request.publish_url is not None
-        reason = StopReason.INPUT_ENDED
-        async with (
-            TrickleSubscriber(
-                self.request.subscribe_url, start_seq=-1, client=self.client
-            ) as subscriber,
-            TricklePublisher(
-                self.request.publish_url, "video/MP2T", client=self.client, owns_channel=False
-            ) as publisher,
-        ):
-            reason = await self._relay_segments(subscriber, publisher)
-        self.request_stop(reason)
-
-    async def _relay_segments(
-        self, subscriber: TrickleSubscriber, publisher: TricklePublisher
-    ) -> StopReason:
-        """Copy segments until one side ends; which side tells the stop reason."""
-        while True:
-            try:
-                incoming = await subscriber.__anext__()
-            except StopAsyncIteration:
-                return StopReason.INPUT_ENDED
-            except ChannelClosed:
-                return StopReason.INPUT_GONE
-            try:
-                async with publisher.segment() as outgoing:
-                    while True:
-                        try:
-                            chunk = await incoming.__anext__()
-                        except StopAsyncIteration:
-                            break
-                        except ChannelClosed:
-                            return StopReason.INPUT_GONE
-                        await outgoing.write(chunk)
-            except ChannelClosed:
-                return StopReason.OUTPUT_GONE

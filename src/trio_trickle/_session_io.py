@@ -1,6 +1,7 @@
 """The session's JSON channels: control in, events and data out, and the params queue.
 
-Kept apart from :mod:`._session` (the media graph) because each is a small loop
+Kept apart from :mod:`._session` (lifecycle) and :mod:`._session_media` (the media
+graph) because each is a small loop
 with its own failure rule: a 404 or end of stream on the control channel stops
 the session (RUN-101), a 404 on events or data stops it too (RUN-102), and a
 malformed control message is skipped, never fatal (RUN-086).
@@ -20,9 +21,10 @@ from ._client_publisher import TricklePublisher
 from ._client_subscriber import TrickleSubscriber
 from ._errors import ChannelClosed, ProtocolError, TrickleError
 from ._outlet import DropOldestOutlet
-from ._telemetry_runner import CapturedEvent
+from ._telemetry_runner import CapturedEvent, RunnerTelemetry
 from ._wire_channels import ControlMessage, KeepAlive, decode_control
 from ._wire_runner import StopReason
+from ._wire_telemetry import TelemetryEvent
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -139,12 +141,15 @@ async def write_events(session: Session) -> None:
                         return
                     await session.events_bell.wait()
                     continue
-                if isinstance(item, CapturedEvent):  # built only now, if it survived
-                    try:
+                try:
+                    if isinstance(item, CapturedEvent):  # built only now, if it survived
                         item = session.telemetry.encode(item)
-                    except ProtocolError:
-                        log.exception("session %s: telemetry event not built", session.id)
-                        continue
+                    elif isinstance(item, TelemetryEvent):  # from the TrickleEventsSink
+                        item = RunnerTelemetry.relay_bytes(item)
+                        session.telemetry_sink.written += 1
+                except ProtocolError:
+                    log.exception("session %s: telemetry event not relayed", session.id)
+                    continue
                 now = trio.current_time()
                 tokens = min(burst, tokens + (now - refilled) * rate)
                 refilled = now

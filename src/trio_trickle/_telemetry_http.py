@@ -31,7 +31,8 @@ import httpx
 import trio
 
 from ._errors import ProtocolError
-from ._telemetry_sinks import DEFAULT_SHUTDOWN_TIMEOUT, EventBuffer
+from ._telemetry_buffer import BufferedSink
+from ._telemetry_sinks import DEFAULT_SHUTDOWN_TIMEOUT
 from ._telemetry_spool import DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_EVENTS, TelemetrySpool
 from ._wire_telemetry import TelemetryEvent
 from ._wire_telemetry_sink import TelemetryBatch, parse_retry_after
@@ -66,7 +67,7 @@ class _Backoff:
         self._base = self.initial
 
 
-class HttpSink:
+class HttpSink(BufferedSink):
     """POST telemetry batches to ``url`` with ``Authorization: Bearer <key>``.
 
     ``client``: an ``httpx.AsyncClient`` to use (not closed here); by default one
@@ -77,6 +78,8 @@ class HttpSink:
     (attempts that will be retried), ``restored`` and ``spool_unreadable``
     (read from the spool at start).
     """
+
+    _kind = "HttpSink"
 
     def __init__(
         self,
@@ -112,6 +115,7 @@ class HttpSink:
             raise ValueError("batch limits must be at least 1")
         if retry_after_cap < 0:
             raise ValueError("retry_after_cap must not be negative")
+        super().__init__(max_buffer)
         self.url = url
         self._key = key
         self._key_version = 0
@@ -129,11 +133,7 @@ class HttpSink:
             else TelemetrySpool(spool_path, max_events=spool_max_events, max_bytes=spool_max_bytes)
         )
         self._client = client
-        self._buffer = EventBuffer(max_buffer)
         self._backoff = _Backoff(backoff_initial, backoff_max)
-        self._delivered = 0
-        self._dropped = 0
-        self._failed = 0
         #: Requests that failed in a way that is retried (network, timeout, 5xx, 429).
         self.failed_requests = 0
         #: Events read back from the spool at start.
@@ -142,9 +142,7 @@ class HttpSink:
         self.spool_unreadable = 0
         #: True while a ``401`` holds sending until the key is replaced.
         self.paused = False
-        self._started = False
         self._closing = False
-        self._done = trio.Event()
         self._send_scope = trio.CancelScope()
         self._spool_lock = trio.Lock()
         self._spool_ok = True
@@ -155,32 +153,12 @@ class HttpSink:
     def __repr__(self) -> str:
         return f"HttpSink({self.url!r})"
 
-    # -- the TelemetrySink surface ------------------------------------------------
-
-    @property
-    def accepted(self) -> int:
-        return self._buffer.accepted
-
-    @property
-    def delivered(self) -> int:
-        return self._delivered
-
-    @property
-    def dropped(self) -> int:
-        return self._buffer.dropped + self._dropped
-
-    @property
-    def failed(self) -> int:
-        return self._failed + self._buffer.rejected
+    # -- the TelemetrySink surface (counters and emit: BufferedSink) ---------------
 
     @property
     def buffered(self) -> int:
         """Events held and not yet acknowledged (the in-flight batch included)."""
         return len(self._buffer)
-
-    def emit(self, event: TelemetryEvent) -> None:
-        """Queue ``event``; never blocks or raises, from any thread (TEL-047)."""
-        self._buffer.put(event)
 
     def replace_key(self, key: str) -> None:
         """Use ``key`` from the next request on; a ``401`` pause ends at once (TEL-058)."""
@@ -191,10 +169,7 @@ class HttpSink:
 
     async def run(self) -> None:
         """Restore the spool, then deliver until cancelled or closed; persist on the way out."""
-        if self._started:
-            raise RuntimeError("HttpSink.run() may be called once")
-        self._started = True
-        self._buffer.bind()
+        self._begin_run()
         client = self._client or httpx.AsyncClient(
             timeout=self.request_timeout, trust_env=False, follow_redirects=False
         )

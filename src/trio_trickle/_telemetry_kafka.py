@@ -24,7 +24,8 @@ from typing import Any, Protocol
 import trio
 
 from ._errors import ProtocolError, TrickleError
-from ._telemetry_sinks import DEFAULT_KAFKA_TOPIC, DEFAULT_SHUTDOWN_TIMEOUT, EventBuffer
+from ._telemetry_buffer import BufferedSink
+from ._telemetry_sinks import DEFAULT_KAFKA_TOPIC, DEFAULT_SHUTDOWN_TIMEOUT
 from ._wire_telemetry import TelemetryEvent
 
 __all__ = ["KafkaSink", "KafkaUnavailable", "kafka_producer_config"]
@@ -95,13 +96,15 @@ def kafka_producer_config(
     return config
 
 
-class KafkaSink:
+class KafkaSink(BufferedSink):
     """Produce telemetry to ``topic`` on the cluster at ``bootstrap``.
 
     Counters: ``accepted``, ``delivered`` and ``failed`` from delivery reports
     (a failure is logged with the event id), ``dropped`` by the buffer bound.
     ``producer_config`` adds or overrides librdkafka settings.
     """
+
+    _kind = "KafkaSink"
 
     def __init__(
         self,
@@ -119,6 +122,7 @@ class KafkaSink:
             raise ValueError("topic must not be empty")
         if not poll_interval > 0 or not shutdown_timeout > 0:
             raise ValueError("poll_interval and shutdown_timeout must be positive")
+        super().__init__(max_buffer)
         self._kafka = _import_confluent()
         self.topic = topic
         self.config = kafka_producer_config(
@@ -134,49 +138,22 @@ class KafkaSink:
         self.config.setdefault("queue.buffering.max.messages", max_buffer)
         self.poll_interval = poll_interval
         self.shutdown_timeout = shutdown_timeout
-        self._buffer = EventBuffer(max_buffer)
+        #: Guards the counters delivery reports bump from the worker thread.
         self._lock = threading.Lock()
-        self._delivered = 0
-        self._failed = 0
-        self._started = False
         self._closing = False
         self._close_by: float | None = None
-        self._done = trio.Event()
 
     def __repr__(self) -> str:
         return f"KafkaSink({self.config['bootstrap.servers']!r}, {self.topic!r})"
-
-    @property
-    def accepted(self) -> int:
-        return self._buffer.accepted
-
-    @property
-    def delivered(self) -> int:
-        return self._delivered
-
-    @property
-    def dropped(self) -> int:
-        return self._buffer.dropped
-
-    @property
-    def failed(self) -> int:
-        return self._failed + self._buffer.rejected
 
     @property
     def buffered(self) -> int:
         """Events waiting for the producer (not those librdkafka already holds)."""
         return len(self._buffer)
 
-    def emit(self, event: TelemetryEvent) -> None:
-        """Queue ``event``; never blocks or raises, from any thread (TEL-047)."""
-        self._buffer.put(event)
-
     async def run(self) -> None:
         """Feed the producer and serve delivery reports until cancelled or closed."""
-        if self._started:
-            raise RuntimeError("KafkaSink.run() may be called once")
-        self._started = True
-        self._buffer.bind()
+        self._begin_run()
         try:
             producer: _Producer = await trio.to_thread.run_sync(self._kafka.Producer, self.config)
         except BaseException:

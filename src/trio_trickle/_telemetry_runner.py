@@ -26,7 +26,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import trio
+
 from ._errors import ProtocolError
+from ._outlet import DropOldestOutlet
 from ._wire_telemetry import (
     DEFAULT_CLIENT_SOURCE,
     TelemetryError,
@@ -34,7 +37,13 @@ from ._wire_telemetry import (
     TelemetryRelay,
 )
 
-__all__ = ["CapturedEvent", "RunnerTelemetry", "StreamTelemetry", "connection_info_from_env"]
+__all__ = [
+    "CapturedEvent",
+    "RunnerTelemetry",
+    "StreamTelemetry",
+    "TrickleEventsSink",
+    "connection_info_from_env",
+]
 
 log = logging.getLogger("trio_trickle.telemetry")
 
@@ -245,3 +254,51 @@ class StreamTelemetry:
     def event(self, name: str, *, error: TelemetryError | None = None, **metadata: Any) -> bytes:
         """Capture and encode at once (for the rare event off the hot path)."""
         return self.encode(self.capture(name, error=error, **metadata))
+
+
+class TrickleEventsSink:
+    """A :class:`TelemetrySink` for runner code: relays events on the stream's events channel.
+
+    It writes into the session's bounded drop-oldest relay queue, which the
+    session's events writer drains (TEL-040, TEL-043): ``emit`` never blocks and
+    never raises, from any thread (TEL-047). Installed when a session starts
+    (``current_telemetry_sink()`` inside hooks) and torn down with it.
+    """
+
+    def __init__(self, outlet: DropOldestOutlet[Any]) -> None:
+        self._outlet = outlet
+        self._rejected = 0
+        #: Events the session's writer has published from this sink.
+        self.written = 0
+
+    @property
+    def accepted(self) -> int:
+        return self._outlet.accepted
+
+    @property
+    def delivered(self) -> int:
+        """Events handed to the events channel (counted by the session's writer)."""
+        return self.written
+
+    @property
+    def dropped(self) -> int:
+        return self._outlet.dropped
+
+    @property
+    def failed(self) -> int:
+        return self._rejected
+
+    def emit(self, event: TelemetryEvent) -> None:
+        candidate: object = event
+        if not isinstance(candidate, TelemetryEvent):  # a caller's bug: counted, not raised
+            self._rejected += 1
+            return
+        if not self._outlet.put(event):
+            self._rejected += 1  # the session has ended
+
+    async def run(self) -> None:
+        """Nothing to do: the session's events writer drains the queue."""
+        await trio.sleep_forever()
+
+    async def aclose(self) -> None:
+        return None

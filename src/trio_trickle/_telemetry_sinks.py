@@ -1,9 +1,10 @@
-"""Telemetry sinks: the protocol every egress obeys, the shared buffer, and choosing one.
+"""Telemetry sinks: the protocol every egress obeys, the simple sinks, and choosing one.
 
 A sink sits on the media and control paths' side door: ``emit`` is called from
 hooks, session tasks and worker threads, so it must never block and never raise
-(TEL-047). Every sink therefore puts events into an :class:`EventBuffer` (bounded,
-drop-oldest, safe from any thread, TEL-048) and a single trio task, the sink's
+(TEL-047). Every sink therefore puts events into an
+:class:`~trio_trickle.EventBuffer` (bounded, drop-oldest, safe from any thread,
+TEL-048; in :mod:`._telemetry_buffer`) and a single trio task, the sink's
 ``run()``, moves them on. ``aclose()`` makes a last delivery attempt within the
 shutdown deadline (TEL-051).
 
@@ -15,12 +16,9 @@ The buffer binds to trio only when ``run()`` starts, so sinks can be built befor
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
-import math
 import os
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -28,13 +26,13 @@ import attrs
 import trio
 
 from ._errors import TrickleError
+from ._telemetry_buffer import BufferedSink
 from ._wire_telemetry import TelemetryEvent
 from ._wire_util import dump_json, instance_of, optional, text
 
 __all__ = [
     "DEFAULT_KAFKA_TOPIC",
     "DEFAULT_SHUTDOWN_TIMEOUT",
-    "EventBuffer",
     "FanoutSink",
     "LogSink",
     "NullSink",
@@ -97,187 +95,6 @@ class TelemetrySink(Protocol):
         """Deliver what can be delivered within the shutdown deadline, then stop."""
 
 
-class EventBuffer:
-    """Bounded FIFO of events: ``put`` from any thread, one trio consumer.
-
-    Full means the oldest event is dropped and counted. The consumer may *pin*
-    events at the head while it delivers them: a pinned event is never dropped by
-    the bound (it is already on the wire; its answer decides its fate), so the
-    bound drops the oldest unpinned one instead. Unlike
-    :class:`~trio_trickle._outlet.DropOldestOutlet`, events stay in the buffer
-    until the consumer removes them, which is what at-least-once delivery needs,
-    and the trio token is taken at :meth:`bind` rather than at construction.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
-        self.capacity = capacity
-        #: Events offered by ``put`` (those dropped at once included).
-        self.accepted = 0
-        #: Events dropped by the bound, or offered after ``close``.
-        self.dropped = 0
-        #: Offered objects that were not events (a caller's bug; never raised to it).
-        self.rejected = 0
-        #: Bumped on every change of the contents (a spool writer compares it).
-        self.changes = 0
-        self._items: collections.deque[TelemetryEvent] = collections.deque()
-        self._pinned = 0
-        self._closed = False
-        self._lock = threading.Lock()
-        self._waiter: trio.Event | None = None
-        self._want = 1
-        self._poked = False
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._trio_thread: int | None = None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    @property
-    def pinned(self) -> int:
-        return self._pinned
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def bind(self) -> None:
-        """Attach to the running trio loop so puts from other threads can wake the consumer."""
-        self._token = trio.lowlevel.current_trio_token()
-        self._trio_thread = threading.get_ident()
-
-    def put(self, event: object) -> None:
-        """Append ``event``, dropping the oldest unpinned event when full. Never blocks.
-
-        Anything but a :class:`TelemetryEvent` is refused and counted in ``rejected``.
-        """
-        with self._lock:
-            self.accepted += 1
-            if not isinstance(event, TelemetryEvent):
-                self.rejected += 1
-                return
-            if self._closed:
-                self.dropped += 1
-                return
-            if len(self._items) >= self.capacity:
-                self.dropped += 1
-                if len(self._items) <= self._pinned:
-                    return  # everything held is on the wire: the newcomer is the one to go
-                if self._pinned:
-                    del self._items[self._pinned]
-                else:
-                    self._items.popleft()
-            self._items.append(event)
-            self.changes += 1
-            waiter = self._take_waiter_locked()
-        if waiter is not None:
-            self._signal(waiter)
-
-    def prepend(self, events: Sequence[TelemetryEvent]) -> None:
-        """Put ``events`` before everything held (restored from a spool, or handed back)."""
-        if not events:
-            return
-        with self._lock:
-            head = [self._items.popleft() for _ in range(self._pinned)]
-            self._items.extendleft(reversed(events))
-            self._items.extendleft(reversed(head))
-            over = len(self._items) - self.capacity
-            if over > 0:
-                # Oldest unpinned first: right after the pinned head.
-                for _ in range(over):
-                    del self._items[self._pinned]
-                self.dropped += over
-            self.changes += 1
-            waiter = self._take_waiter_locked()
-        if waiter is not None:
-            self._signal(waiter)
-
-    def pin(self, count: int) -> list[TelemetryEvent]:
-        """Pin up to ``count`` events at the head and return them, oldest first."""
-        with self._lock:
-            self._pinned = min(count, len(self._items))
-            return [self._items[i] for i in range(self._pinned)]
-
-    def set_pinned(self, count: int) -> None:
-        """Shrink the pinned head to ``count`` events (the rest become droppable again)."""
-        with self._lock:
-            self._pinned = max(0, min(count, self._pinned))
-
-    def pop_pinned(self, count: int) -> None:
-        """Remove ``count`` pinned events from the head: delivered, or dropped by a rule."""
-        with self._lock:
-            if count > self._pinned:
-                raise ValueError(f"only {self._pinned} events are pinned, not {count}")
-            for _ in range(count):
-                self._items.popleft()
-            self._pinned -= count
-            self.changes += 1
-
-    def take(self, count: int) -> list[TelemetryEvent]:
-        """Remove and return up to ``count`` events from the head (nothing may be pinned)."""
-        with self._lock:
-            if self._pinned:
-                raise ValueError("take() while events are pinned")
-            n = min(count, len(self._items))
-            batch = [self._items.popleft() for _ in range(n)]
-            if n:
-                self.changes += 1
-            return batch
-
-    def snapshot(self) -> list[TelemetryEvent]:
-        """Every event held, oldest first (for the spool)."""
-        with self._lock:
-            return list(self._items)
-
-    def close(self) -> None:
-        """Refuse further puts (counted as dropped) and wake the consumer."""
-        with self._lock:
-            self._closed = True
-        self.poke()
-
-    def poke(self) -> None:
-        """Wake the consumer's :meth:`wait` now, or make its next one return at once."""
-        with self._lock:
-            self._poked = True
-            waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            self._signal(waiter)
-
-    async def wait(self, min_items: float = 1, deadline: float = math.inf) -> None:
-        """Return once ``min_items`` events are held, on a poke, or at ``deadline``.
-
-        The caller re-checks its own conditions afterwards: this only says
-        "something may have changed".
-        """
-        with self._lock:
-            if self._poked or len(self._items) >= min_items:
-                self._poked = False
-                return
-            event = self._waiter = trio.Event()
-            self._want = int(min(min_items, self.capacity))
-        with trio.move_on_at(deadline):
-            await event.wait()
-        with self._lock:
-            self._poked = False
-            if self._waiter is event:
-                self._waiter = None
-
-    def _take_waiter_locked(self) -> trio.Event | None:
-        if self._waiter is not None and len(self._items) >= self._want:
-            waiter, self._waiter = self._waiter, None
-            return waiter
-        return None
-
-    def _signal(self, event: trio.Event) -> None:
-        if threading.get_ident() == self._trio_thread or self._token is None:
-            event.set()
-            return
-        # RunFinishedError: the consumer's run is over; nothing is left to wake.
-        with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(event.set)
-
-
 class NullSink:
     """Telemetry switched off: counts what it is given and keeps nothing."""
 
@@ -310,13 +127,15 @@ class NullSink:
         return None
 
 
-class LogSink:
+class LogSink(BufferedSink):
     """One structured log line per event on logger ``trio_trickle.telemetry``.
 
     For development and for checking a relay without a backend. Lines are written
     by the drain task, not by ``emit``, so a slow log handler never stalls a
     producer; the record carries the envelope as ``record.telemetry_event``.
     """
+
+    _kind = "LogSink"
 
     def __init__(
         self,
@@ -325,32 +144,9 @@ class LogSink:
         level: int = logging.INFO,
         logger: logging.Logger | None = None,
     ) -> None:
-        self._buffer = EventBuffer(max_buffer)
+        super().__init__(max_buffer)
         self._level = level
         self._log = logger or log
-        self._delivered = 0
-        self._failed = 0
-        self._done = trio.Event()
-        self._started = False
-
-    @property
-    def accepted(self) -> int:
-        return self._buffer.accepted
-
-    @property
-    def delivered(self) -> int:
-        return self._delivered
-
-    @property
-    def dropped(self) -> int:
-        return self._buffer.dropped
-
-    @property
-    def failed(self) -> int:
-        return self._failed + self._buffer.rejected
-
-    def emit(self, event: TelemetryEvent) -> None:
-        self._buffer.put(event)
 
     def _write(self, events: Iterable[TelemetryEvent]) -> None:
         for event in events:
@@ -369,10 +165,7 @@ class LogSink:
                 self._failed += 1
 
     async def run(self) -> None:
-        if self._started:
-            raise RuntimeError("LogSink.run() may be called once")
-        self._started = True
-        self._buffer.bind()
+        self._begin_run()
         try:
             while True:
                 batch = self._buffer.take(256)

@@ -27,13 +27,12 @@ import trio  # noqa: E402
 
 from trio_trickle import _media_testsrc as testsrc  # noqa: E402
 from trio_trickle._media_decode import DecodeStats, decode_segments, decode_ts  # noqa: E402
-from trio_trickle._media_encode import (  # noqa: E402
+from trio_trickle._media_encode import TsMuxer, encode_ts  # noqa: E402
+from trio_trickle._media_encode_settings import (  # noqa: E402
     SEGMENT_BOUNDARY,
     EncoderSettings,
     EncodeStats,
     SegmentBoundary,
-    TsMuxer,
-    encode_ts,
 )
 from trio_trickle._media_frames import AudioFrame, MediaError, VideoFrame  # noqa: E402
 

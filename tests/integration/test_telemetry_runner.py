@@ -11,7 +11,7 @@ import trio
 from tests.integration.live_harness import live_rig
 from tests.integration.test_telemetry_e2e import CollectingSink
 from trio_trickle._gateway_events import read_stream_events
-from trio_trickle._live_pipeline import LivePipeline
+from trio_trickle._live_pipeline import LivePipeline, current_telemetry_sink
 from trio_trickle._media_frames import VideoFrame
 from trio_trickle._media_testsrc import generate_ts
 from trio_trickle._serve import open_runner
@@ -23,7 +23,7 @@ from trio_trickle._telemetry_runner import (
 )
 from trio_trickle._wire_runner import StreamStartRequest
 from trio_trickle._wire_telemetry import TelemetryRelay
-from trio_trickle.examples import Passthrough
+from trio_trickle.examples import Invert, Passthrough
 
 
 class SetupFails(LivePipeline):
@@ -149,3 +149,65 @@ def test_connection_info_and_client_source() -> None:
     assert info == {"gpu_type": "H100", "fal_region": "us-east", "fal_runner_id": "r1"}
     assert set(connection_info_from_env({})) == {"gpu_type"}
     assert RunnerTelemetry(connection_info={}).client_source == "trio-trickle"
+
+
+class EmitsTelemetry(LivePipeline):
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def on_stream_start(self, params: dict[str, object]) -> None:
+        sink = current_telemetry_sink()
+        assert sink is not None
+        event = RunnerTelemetry(connection_info={}).stamp("model_warmed", connection_id="t")
+        sink.emit(event)
+        sink.emit("not an event")  # type: ignore[arg-type]  # counted, never raised
+        self.sent.append(event.id)
+        assert sink.failed == 1
+
+
+@pytest.mark.spec("TEL-040", "TEL-047", "TEL-039")
+async def test_runner_code_relays_its_own_events_through_the_stream_sink() -> None:
+    pipeline = EmitsTelemetry()
+    sink = CollectingSink()
+    assert current_telemetry_sink() is None  # outside any stream
+    with trio.fail_after(30):
+        async with live_rig(pipeline) as rig, trio.open_nursery() as nursery:
+            rig.create_channels("t")
+            nursery.start_soon(read_stream_events, rig.url("t", "-events"), sink)
+            start = await rig.http.post(rig.runner.url + "/stream/start", json=rig.start_body("t"))
+            assert start.status_code == 200
+            await rig.http.post(rig.runner.url + "/stream/stop")
+            with trio.fail_after(5):
+                while not any(e.name == "session_closed" for e in sink.events):
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+    relayed = [e for e in sink.events if e.name == "model_warmed"]
+    assert [e.id for e in relayed] == pipeline.sent
+
+
+@pytest.mark.spec("TEL-036", "TEL-033")
+async def test_a_broken_input_is_a_media_input_loop_failure() -> None:
+    sink = CollectingSink()
+    with trio.fail_after(30):
+        async with live_rig(Invert()) as rig, trio.open_nursery() as nursery:
+            rig.create_channels("g")
+            nursery.start_soon(read_stream_events, rig.url("g", "-events"), sink)
+            body = rig.start_body("g")
+            start = await rig.http.post(rig.runner.url + "/stream/start", json=body)
+            assert start.status_code == 200
+            await rig.publish("g", [bytes(range(256)) * 64], 0.1)  # not MPEG-TS
+            rig.trickle.server.delete_channel("g")  # the input ends before any stream showed up
+            with trio.fail_after(10):
+                while not any(e.name == "session_closed" for e in sink.events):
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+    errors = [e.error for e in sink.events if e.name == "error"]
+    assert any(
+        err is not None and err.error_type == "media_input_loop_failed" and not err.recoverable
+        for err in errors
+    )
+    stopped = next(e for e in sink.events if e.name == "stream_stopped")
+    # The 404 on the input came first, then the decoder failed on what it had.
+    assert stopped.metadata["reason"] in ("input_gone", "failed")
+    assert stopped.error is not None
+    assert stopped.error.error_type == "stream_failed"

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, strategies as st
 
 from trio_trickle._errors import ProtocolError
+from trio_trickle._openapi import openapi_document
 from trio_trickle._pipeline import (
     JsonType,
     Pipeline,
     PredictSignature,
     UnsupportedAnnotation,
     compile_annotation,
-    openapi_document,
 )
 from trio_trickle._wire_util import is_plain_json
 

@@ -10,10 +10,10 @@ import uuid
 import pytest
 import trio
 
+from trio_trickle._telemetry_buffer import EventBuffer
 from trio_trickle._telemetry_http import HttpSink, _Backoff
 from trio_trickle._telemetry_kafka import kafka_producer_config
 from trio_trickle._telemetry_sinks import (
-    EventBuffer,
     FanoutSink,
     LogSink,
     NullSink,
