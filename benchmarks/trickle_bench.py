@@ -7,6 +7,8 @@ like for like:
     python benchmarks/trickle_bench.py                      # our server, spawned
     python benchmarks/trickle_bench.py --server-url URL     # any trickle server
     python benchmarks/trickle_bench.py --compare-url URL    # ours and URL, plus ratios
+    python benchmarks/trickle_bench.py --repeat 5           # medians (min/max) of 5 runs
+    python benchmarks/trickle_bench.py --only latency       # one workload (profiling)
 
 A spawned server runs in its own process (``python -m trio_trickle
 trickle-server``) so its RSS is its own and the client does not share its event
@@ -212,38 +214,67 @@ def rss_mb(pid: int | None) -> tuple[float, float] | None:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-async def run_target(target: Target, quick: bool) -> dict[str, float]:
+def relay_bytes(quick: bool) -> int:
+    return (16 if quick else 256) * 1024 * 1024
+
+
+def fanout_bytes(quick: bool) -> int:
+    return (4 if quick else 32) * 1024 * 1024
+
+
+#: metric key -> (emitted metric name, unit, extra fields); order is run order.
+METRICS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "relay_mb_s": ("relay_throughput", "MB/s", {}),
+    "fanout_16_mb_s": ("fanout_1_to_16", "MB/s aggregate", {"subscribers": 16}),
+    "fanout_64_mb_s": ("fanout_1_to_64", "MB/s aggregate", {"subscribers": 64}),
+    "latency_p50_ms": ("chunk_latency_p50", "ms", {"subscribers": 64, "chunk_bytes": 4096}),
+    "latency_p99_ms": ("chunk_latency_p99", "ms", {"subscribers": 64, "chunk_bytes": 4096}),
+    "small_segments_s": ("small_segment_rate", "segments/s", {"segment_bytes": 1024}),
+    "small_segments_seen": ("small_segment_follower_received", "fraction", {}),
+}
+#: Workload groups for ``--only``: each runs the metrics it yields.
+GROUPS = ("relay", "fanout", "latency", "small")
+
+
+async def run_target(target: Target, quick: bool, only: frozenset[str]) -> dict[str, float]:
+    """One pass of every selected workload against ``target``; returns raw figures."""
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     results: dict[str, float] = {}
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        size = (16 if quick else 256) * 1024 * 1024
-        results["relay_mb_s"] = await fanout(client, target, 1, size)
-        emit("relay_throughput", results["relay_mb_s"], "MB/s", target.label, segment_bytes=size)
-        fan_size = (4 if quick else 32) * 1024 * 1024
-        for subs in (16, 64):
-            value = await fanout(client, target, subs, fan_size)
-            results[f"fanout_{subs}_mb_s"] = value
-            emit(
-                f"fanout_1_to_{subs}", value, "MB/s aggregate", target.label, segment_bytes=fan_size
-            )
-        p50, p99 = await chunk_latency(client, target, 64, 50 if quick else 300)
-        results["latency_p50_ms"], results["latency_p99_ms"] = p50, p99
-        emit("chunk_latency_p50", p50, "ms", target.label, subscribers=64, chunk_bytes=4096)
-        emit("chunk_latency_p99", p99, "ms", target.label, subscribers=64, chunk_bytes=4096)
-        rate, seen = await small_segments(client, target, 1.0 if quick else 5.0)
-        results["small_segments_s"] = rate
-        emit(
-            "small_segment_rate",
-            rate,
-            "segments/s",
-            target.label,
-            segment_bytes=1024,
-            follower_received=round(seen, 3),
-        )
-    rss = rss_mb(target.pid)
-    if rss is not None:
-        emit("server_rss", rss[0], "MiB", target.label, peak_mib=round(rss[1], 1))
+        if "relay" in only:
+            results["relay_mb_s"] = await fanout(client, target, 1, relay_bytes(quick))
+        if "fanout" in only:
+            for subs in (16, 64):
+                value = await fanout(client, target, subs, fanout_bytes(quick))
+                results[f"fanout_{subs}_mb_s"] = value
+        if "latency" in only:
+            p50, p99 = await chunk_latency(client, target, 64, 50 if quick else 300)
+            results["latency_p50_ms"], results["latency_p99_ms"] = p50, p99
+        if "small" in only:
+            rate, seen = await small_segments(client, target, 1.0 if quick else 5.0)
+            results["small_segments_s"], results["small_segments_seen"] = rate, seen
     return results
+
+
+def report(label: str, runs: list[dict[str, float]], quick: bool) -> dict[str, float]:
+    """Emit one line per metric: the median over ``runs`` (with min/max when several)."""
+    medians: dict[str, float] = {}
+    for key, (metric, unit, extra) in METRICS.items():
+        values = [run[key] for run in runs if key in run]
+        if not values:
+            continue
+        medians[key] = statistics.median(values)
+        spread: dict[str, Any] = {}
+        if key == "relay_mb_s":
+            spread["segment_bytes"] = relay_bytes(quick)
+        elif key.startswith("fanout_"):
+            spread["segment_bytes"] = fanout_bytes(quick)
+        if len(values) > 1:
+            spread["runs"] = len(values)
+            spread["min"] = round(min(values), 3)
+            spread["max"] = round(max(values), 3)
+        emit(metric, medians[key], unit, label, **extra, **spread)
+    return medians
 
 
 def spawn_ours() -> tuple[subprocess.Popen[str], str]:
@@ -276,7 +307,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-url", help="benchmark this server instead of spawning ours")
     parser.add_argument("--compare-url", help="also benchmark this server; print ratios")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every workload N times (servers alternating) and report medians, min, max",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(GROUPS),
+        help=f"comma list of workloads to run ({','.join(GROUPS)}: all)",
+    )
     args = parser.parse_args(argv)
+    only = frozenset(part.strip() for part in args.only.split(",") if part.strip())
+    if not only or not only <= set(GROUPS) or args.repeat < 1:
+        parser.error(f"--only takes a comma list of {', '.join(GROUPS)}; --repeat N >= 1")
     proc = None
     try:
         if args.server_url:
@@ -284,12 +330,23 @@ def main(argv: list[str] | None = None) -> int:
         else:
             proc, url = spawn_ours()
             ours = Target(url, "trio-trickle", proc.pid)
-        mine = trio.run(run_target, ours, args.quick)
-        if args.compare_url:
-            other = trio.run(run_target, Target(args.compare_url, "compare-url", None), args.quick)
+        other = Target(args.compare_url, "compare-url", None) if args.compare_url else None
+        mine_runs: list[dict[str, float]] = []
+        other_runs: list[dict[str, float]] = []
+        for _ in range(args.repeat):
+            # Alternate the servers so slow drifts of a noisy machine hit both alike.
+            mine_runs.append(trio.run(run_target, ours, args.quick, only))
+            if other is not None:
+                other_runs.append(trio.run(run_target, other, args.quick, only))
+        mine = report(ours.label, mine_runs, args.quick)
+        rss = rss_mb(ours.pid)
+        if rss is not None:
+            emit("server_rss", rss[0], "MiB", ours.label, peak_mib=round(rss[1], 1))
+        if other is not None:
+            theirs = report(other.label, other_runs, args.quick)
             for key, value in mine.items():
-                if other.get(key):
-                    emit(f"ratio_{key}", value / other[key], "ours/other", "ratio")
+                if theirs.get(key):
+                    emit(f"ratio_{key}", value / theirs[key], "ours/other", "ratio")
     finally:
         if proc is not None:
             proc.terminate()

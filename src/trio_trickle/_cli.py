@@ -353,7 +353,10 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> None:
     )
     # Ctrl-C and SIGTERM end the block: channels close, waiters get end of stream.
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_trickle_server(config, host=args.host, port=args.port) as handle:
+        # A process that only serves: keep full GC passes off the data path.
+        async with open_trickle_server(
+            config, host=args.host, port=args.port, freeze_gc=True
+        ) as handle:
             _print_line(out, f"serving trickle at {handle.url} (Ctrl-C to stop)")
             async for signum in signals:
                 _print_line(out, f"{signal.Signals(signum).name}: stopping")

@@ -14,9 +14,12 @@ The server adapter turns each HTTP request into one call here and gets back a
 decision: a :class:`PublishTicket` or :class:`ReadCursor` to drive, or an
 :class:`Answer` (status, headers, short body) to send as is. Refusals that map
 to an HTTP status are raised as :class:`ProtocolError` subclasses (404, 409,
-470, 400). The adapter only moves bytes and waits: after any call it compares
-:attr:`ChannelCore.version` with the value it saw and wakes its waiters when the
-number moved.
+470, 400). The adapter only moves bytes and waits, and wakes its waiters after
+any call: :attr:`ChannelCore.version` moves on every change, and a waiter that
+needs one thing only can watch just that (a reader: its segment's ``size`` and
+``closed``, the only state a :class:`ReadCursor` waits on; a preconnected
+publisher: :attr:`PublishTicket.attached`), which is what the trio adapter does
+so that a chunk wakes only the readers of its segment.
 """
 
 from __future__ import annotations
