@@ -193,7 +193,9 @@ async def frame_loop(width: int, height: int, seconds: float, device: str, flood
     emit("codec_ceiling", float(ceiling["fps"]), "fps", size=size, device=device)
     # Throughput runs push the input as fast as it is taken; the latency run is
     # live (30 fps), since a backlog measures queueing, not the loop.
-    runs = [("", 0, None), ("_live", 0, 30.0)] + ([("_flood", flood, None)] if flood else [])
+    runs = [("", 0, None), ("_live", 0, 30.0)]
+    if flood:  # the same burst against a saturated loop and against a live stream
+        runs += [("_flood", flood, None), ("_live_flood", flood, 30.0)]
     for suffix, per_frame, pace in runs:
         result = await _stream_once(
             Identity(), segments, pts_list, device=device, pace_fps=pace, flood=per_frame
@@ -210,13 +212,14 @@ async def frame_loop(width: int, height: int, seconds: float, device: str, flood
         middle = set(sorted(arrived, key=arrived.__getitem__)[low : high + 1])
         latencies = [(arrived[p] - published[p]) * 1000 for p in middle if p in published]
         extra = {"size": size, "device": device, "frames_in": len(source), "frames_out": len(times)}
-        if pace is not None:  # live input: the latency of the loop itself
-            emit("frame_latency_p50", quantile(latencies, 0.5), "ms", live_fps=pace, **extra)
-            emit("frame_latency_p99", quantile(latencies, 0.99), "ms", live_fps=pace, **extra)
-            continue
         if per_frame:
             extra["telemetry_burst"] = per_frame
             extra["telemetry_dropped"] = result["telemetry_dropped"]
+        if pace is not None:  # live input: the latency of the loop itself
+            name = "frame_latency" + suffix.replace("_live", "")
+            emit(f"{name}_p50", quantile(latencies, 0.5), "ms", live_fps=pace, **extra)
+            emit(f"{name}_p99", quantile(latencies, 0.99), "ms", live_fps=pace, **extra)
+            continue
         emit(f"sustained_fps{suffix}", fps, "fps", **extra)
         emit(f"fps_over_ceiling{suffix}", fps / float(ceiling["fps"]), "ratio", size=size)
 

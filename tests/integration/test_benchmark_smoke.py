@@ -36,6 +36,8 @@ def test_frame_loop_quick_run_reports_every_metric() -> None:
         "frame_latency_p99",
         "sustained_fps_flood",
         "fps_over_ceiling_flood",
+        "frame_latency_flood_p50",
+        "frame_latency_flood_p99",
         "stop_latency_p50",
         "stop_latency_p99",
         "start_to_first_output_p50",
