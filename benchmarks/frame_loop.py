@@ -22,12 +22,14 @@ Prints one JSON object per line.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import statistics
 import sys
 import time
 from typing import Any
 
+import av
 import httpx
 import trio
 
@@ -57,6 +59,23 @@ def quantile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def frame_pieces(segment: bytes) -> list[tuple[int, bytes]]:
+    """Split a video-only TS segment where each frame's packet starts.
+
+    Piece ``i`` holds every byte of frame ``i`` (and the tables before frame 0),
+    so its write time is when that frame was fully published: the latency
+    measured from it is the loop's, not an artefact of where the cut fell.
+    """
+    with av.open(io.BytesIO(segment), format="mpegts") as container:
+        starts = [
+            (packet.pts, packet.pos)
+            for packet in container.demux(video=0)
+            if packet.size and packet.pts is not None and packet.pos is not None
+        ]
+    cuts = [0] + [pos for _, pos in starts[1:]] + [len(segment)]
+    return [(pts, segment[cuts[i] : cuts[i + 1]]) for i, (pts, _) in enumerate(starts)]
 
 
 class Identity(LivePipeline):
@@ -150,16 +169,13 @@ async def _stream_once(
                             pts = next(pts_iter, None)
                             if pts is not None:
                                 published[pts] = now
-                else:  # live: each segment streamed in per-frame pieces at the frame rate
+                else:  # live: each segment streamed frame by frame at the frame rate
                     next_at = time.monotonic()
                     for data in segments:
-                        piece = -(-len(data) // per_segment)
                         async with publisher.segment() as segment:
-                            for offset in range(0, len(data), piece):
-                                await segment.write(data[offset : offset + piece])
-                                pts = next(pts_iter, None)
-                                if pts is not None:
-                                    published[pts] = time.monotonic()
+                            for pts, piece in frame_pieces(data):
+                                await segment.write(piece)
+                                published[pts] = time.monotonic()
                                 next_at += 1.0 / pace_fps
                                 await trio.sleep(max(0.0, next_at - time.monotonic()))
             trickle.server.delete_channel(mid)  # input ends; the runner drains

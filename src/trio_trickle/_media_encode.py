@@ -194,6 +194,9 @@ class TsMuxer:
             container_options={
                 "flush_packets": "1",
                 "pes_payload_size": "0",
+                # State each video PES length: a demuxer then hands a frame on at its
+                # last byte instead of at the next frame's first (RUN-119).
+                "omit_video_pes_length": "0",
                 "avoid_negative_ts": "disabled",
                 "max_interleave_delta": str(round(s.max_interleave_s * 1_000_000)),
                 "mpegts_pmt_start_pid": str(PMT_PID),

@@ -627,3 +627,41 @@ async def test_cancelling_encode_leaves_nothing_behind(where: str) -> None:
         # No gc.collect() here: codecs and their threads must go when the call returns.
         assert _native_threads() == native
         assert _open_fds() == fds
+
+
+def _video_pes(ts: bytes) -> list[tuple[int, int]]:
+    """(declared PES_packet_length, payload bytes seen) of each complete-so-far video PES."""
+    found: list[list[int]] = []
+    for offset in range(0, len(ts) - len(ts) % 188, 188):
+        packet = ts[offset : offset + 188]
+        assert packet[0] == 0x47
+        control = (packet[3] >> 4) & 3
+        start = 4 + (1 + packet[4] if control & 2 else 0)
+        if not control & 1:
+            continue
+        payload = packet[start:]
+        if packet[1] & 0x40 and payload[:4] == b"\x00\x00\x01\xe0":  # a video PES starts
+            found.append(
+                [int.from_bytes(payload[4:6], "big"), 0, (packet[1] & 0x1F) << 8 | packet[2]]
+            )
+        if found and (packet[1] & 0x1F) << 8 | packet[2] == found[-1][2]:
+            found[-1][1] += len(payload)
+    return [(length, seen) for length, seen, _ in found]
+
+
+@pytest.mark.spec("RUN-119")
+def test_each_video_frame_leaves_the_muxer_whole_with_its_pes_length() -> None:
+    frames = [f for f in decode_segments(_source(audio=False)) if isinstance(f, VideoFrame)]
+    muxer = TsMuxer(EncoderSettings(audio=False))  # video only: opens on the first frame
+    out = bytearray()
+    try:
+        for count, frame in enumerate(frames, start=1):
+            out += b"".join(i for i in muxer.add(frame) if isinstance(i, bytes))
+            pes = _video_pes(bytes(out))
+            # Frame `count` is out already, whole: no frame is held back for the next one.
+            assert len(pes) == count
+            length, seen = pes[-1]
+            assert length > 0
+            assert seen == length + 6  # 6: start code, stream id and the length field
+    finally:
+        muxer.close()
