@@ -22,14 +22,12 @@ Prints one JSON object per line.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
 import time
 from typing import Any
 
-import av
 import httpx
 import trio
 
@@ -40,7 +38,7 @@ from trio_trickle._errors import ChannelClosed
 from trio_trickle._live_pipeline import LivePipeline
 from trio_trickle._media_decode import decode_segments, decode_ts
 from trio_trickle._media_frames import AudioFrame, VideoFrame
-from trio_trickle._media_testsrc import codec_ceiling, generate_ts
+from trio_trickle._media_testsrc import codec_ceiling, generate_ts, live_pieces
 from trio_trickle._serve import open_runner
 from trio_trickle._session import SessionSettings, _default_device
 
@@ -59,23 +57,6 @@ def quantile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
-def frame_pieces(segment: bytes) -> list[tuple[int, bytes]]:
-    """Split a video-only TS segment where each frame's packet starts.
-
-    Piece ``i`` holds every byte of frame ``i`` (and the tables before frame 0),
-    so its write time is when that frame was fully published: the latency
-    measured from it is the loop's, not an artefact of where the cut fell.
-    """
-    with av.open(io.BytesIO(segment), format="mpegts") as container:
-        starts = [
-            (packet.pts, packet.pos)
-            for packet in container.demux(video=0)
-            if packet.size and packet.pts is not None and packet.pos is not None
-        ]
-    cuts = [0] + [pos for _, pos in starts[1:]] + [len(segment)]
-    return [(pts, segment[cuts[i] : cuts[i + 1]]) for i, (pts, _) in enumerate(starts)]
 
 
 class Identity(LivePipeline):
@@ -173,8 +154,10 @@ async def _stream_once(
                     next_at = time.monotonic()
                     for data in segments:
                         async with publisher.segment() as segment:
-                            for pts, piece in frame_pieces(data):
+                            for pts, piece in live_pieces(data):
                                 await segment.write(piece)
+                                if pts is None:
+                                    continue
                                 published[pts] = time.monotonic()
                                 next_at += 1.0 / pace_fps
                                 await trio.sleep(max(0.0, next_at - time.monotonic()))

@@ -35,7 +35,7 @@ from ._errors import ChannelClosed
 from ._live_pipeline import LivePipeline
 from ._media_decode import decode_segments, decode_ts
 from ._media_frames import AudioFrame, VideoFrame
-from ._media_testsrc import generate_ts
+from ._media_testsrc import generate_ts, live_pieces
 from ._serve import open_runner
 from ._server import TrickleServerHandle, open_trickle_server
 from ._session import SessionSettings
@@ -150,7 +150,7 @@ class _Demo:
                 nursery.start_soon(self.read_events, trickle, http)
                 nursery.start_soon(self.read_output, trickle, http)
                 nursery.start_soon(self.show_progress)
-                await self.publish(trickle, http, segments, source)
+                await self.publish(trickle, http, segments)
                 # The gateway ends the stream: the runner drains and stops.
                 trickle.server.delete_channel(self.mid)
                 with trio.move_on_after(10):
@@ -172,25 +172,20 @@ class _Demo:
         trickle: TrickleServerHandle,
         http: httpx.AsyncClient,
         segments: list[bytes],
-        source: list[VideoFrame],
     ) -> None:
-        """Stream each GOP segment in per-frame pieces at the frame rate."""
+        """Stream each GOP segment frame by frame at the frame rate, as a live encoder would."""
         interval = 1.0 / self.options.fps
-        pts = iter(frame.pts for frame in source)
         async with TricklePublisher(
             self.channel(trickle), "video/MP2T", client=http, start_seq=0, owns_channel=False
         ) as publisher:
             next_time = time.monotonic()
             for data in segments:
-                frames = max(1, round(self.options.fps))  # one GOP is one second
-                piece = max(1, -(-len(data) // frames))
                 async with publisher.segment() as segment:
-                    for offset in range(0, len(data), piece):
-                        await segment.write(data[offset : offset + piece])
-                        stamp = time.monotonic()
-                        frame_pts = next(pts, None)
-                        if frame_pts is not None:
-                            self.publish_times[frame_pts] = stamp
+                    for frame_pts, piece in live_pieces(data):
+                        await segment.write(piece)
+                        if frame_pts is None:  # audio goes out as it comes
+                            continue
+                        self.publish_times[frame_pts] = time.monotonic()
                         next_time += interval
                         await trio.sleep(max(0.0, next_time - time.monotonic()))
 

@@ -11,12 +11,14 @@ with every ``fps``-th frame, so A/V sync can be measured. Timestamps start at
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Iterator
 from fractions import Fraction
 
 import attrs
+import av
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -29,6 +31,7 @@ __all__ = [
     "codec_ceiling",
     "generate_frames",
     "generate_ts",
+    "live_pieces",
     "read_index",
     "test_pattern",
     "tone",
@@ -193,6 +196,28 @@ def generate_ts(
         elif isinstance(item, bytes):
             segments[-1] += item
     return [bytes(s) for s in segments]
+
+
+def live_pieces(segment: bytes) -> list[tuple[int | None, bytes]]:
+    """Cut a TS segment where each PES starts, as a live encoder hands it out.
+
+    Each piece holds one whole frame (the first also the tables before it) and
+    is labelled with the frame's pts when it is video, ``None`` otherwise. A
+    publisher that paces these pieces and stamps each video piece as it is
+    written measures latency from the moment a frame was complete, not from
+    where an arbitrary cut fell (FFmpeg's muxer writes each PES contiguously).
+    """
+    with av.open(io.BytesIO(segment), mode="r", format="mpegts") as container:
+        starts = sorted(
+            (
+                (packet.pos, packet.pts if packet.stream.type == "video" else None)
+                for packet in container.demux()
+                if packet.size and packet.pos is not None and packet.pos >= 0
+            ),
+            key=lambda start: start[0],
+        )
+    cuts = [0] + [pos for pos, _ in starts[1:]] + [len(segment)]
+    return [(pts, segment[cuts[i] : cuts[i + 1]]) for i, (_, pts) in enumerate(starts)]
 
 
 def codec_ceiling(

@@ -665,3 +665,20 @@ def test_each_video_frame_leaves_the_muxer_whole_with_its_pes_length() -> None:
             assert seen == length + 6  # 6: start code, stream id and the length field
     finally:
         muxer.close()
+
+
+def test_live_pieces_cut_a_segment_at_frame_boundaries() -> None:
+    segment = _source()[1]
+    pieces = testsrc.live_pieces(segment)
+    assert b"".join(piece for _, piece in pieces) == segment
+    video, _ = _split(decode_segments([segment]))
+    labelled = [pts for pts, _ in pieces if pts is not None]
+    assert labelled == [frame.pts for frame in video]
+    assert len(pieces) > len(labelled)  # the audio frames travel in pieces of their own
+    for end, (pts, _) in enumerate(pieces):
+        if pts is None or end % 7:
+            continue
+        # Everything up to this piece is whole: frame `pts` decodes from it, no later one.
+        prefix = b"".join(piece for _, piece in pieces[: end + 1])
+        got, _ = _split(decode_segments([prefix]))
+        assert got[-1].pts == pts
