@@ -59,7 +59,17 @@ class Pipeline:
 # -- annotations as JSON types -------------------------------------------------------
 
 JsonKind = Literal[
-    "any", "string", "integer", "number", "boolean", "null", "array", "object", "union", "enum"
+    "any",
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "null",
+    "array",
+    "object",
+    "union",
+    "enum",
+    "model",
 ]
 
 _JSON_NAMES: dict[type, str] = {
@@ -85,6 +95,12 @@ class _Mismatch(Exception):
     def __init__(self, path: str, expected: str, value: object) -> None:
         super().__init__(f"{path}: expected {expected}, got {json_type_name(value)}")
 
+    @classmethod
+    def saying(cls, message: str) -> _Mismatch:
+        mismatch = cls.__new__(cls)
+        Exception.__init__(mismatch, message)
+        return mismatch
+
 
 @attrs.frozen
 class JsonType:
@@ -98,6 +114,9 @@ class JsonType:
     options: tuple[JsonType, ...] = ()
     #: Literal values.
     values: tuple[Any, ...] = ()
+    #: An attrs class read from a JSON object: the class and its init members.
+    model: type | None = None
+    members: tuple[PredictParameter, ...] = ()
 
     def convert(self, value: object, path: str) -> Any:
         """``value`` if it fits (ints widened to float for ``float``), else ``_Mismatch``."""
@@ -128,7 +147,27 @@ class JsonType:
                     continue
         if kind == "enum" and any(type(v) is type(value) and v == value for v in self.values):
             return value
+        if kind == "model" and isinstance(value, dict):
+            members = {m.name: m for m in self.members}
+            unknown = [name for name in value if name not in members]
+            if unknown:
+                raise _Mismatch.saying(f"{path}: unknown member(s) {_names(unknown)}")
+            missing = [m.name for m in self.members if m.required and m.name not in value]
+            if missing:
+                raise _Mismatch.saying(f"{path}: missing member(s) {_names(missing)}")
+            converted = {
+                k: members[k].type.convert(v, f"{path}.{k[:64]}") for k, v in value.items()
+            }
+            return self.build(converted, path)
         raise _Mismatch(path, self.label, value)
+
+    def build(self, members: dict[str, Any], path: str) -> Any:
+        """An instance of :attr:`model` from converted members; its validators may refuse."""
+        assert self.model is not None
+        try:
+            return self.model(**members)
+        except (TypeError, ValueError) as exc:
+            raise _Mismatch.saying(f"{path}: {self.label} refused it: {exc}"[:500]) from None
 
     def schema(self) -> dict[str, Any]:
         """The JSON Schema of this type (RUN-037)."""
@@ -144,6 +183,14 @@ class JsonType:
             return {"anyOf": [option.schema() for option in self.options]}
         if self.kind == "enum":
             return {"enum": list(self.values)}
+        if self.kind == "model":
+            return {
+                "title": self.label,
+                "type": "object",
+                "properties": {m.name: m.schema() for m in self.members},
+                "required": [m.name for m in self.members if m.required],
+                "additionalProperties": False,
+            }
         return {"type": self.kind}
 
 
@@ -178,7 +225,8 @@ def compile_annotation(annotation: object) -> JsonType:
     Supported: no annotation, ``Any``, ``object``, ``str``, ``int``, ``float``,
     ``bool``, ``None``, ``list[T]`` / ``Sequence[T]``, ``dict[str, T]`` /
     ``Mapping[str, T]``, unions (``X | None``), ``Literal[...]`` of JSON scalars,
-    ``Annotated[T, ...]``.
+    ``Annotated[T, ...]``, and attrs classes whose init members are all of these
+    (read from a JSON object, built with the class's own validators).
     """
     if annotation is inspect.Parameter.empty or annotation is Any or annotation is object:
         return ANY
@@ -203,10 +251,50 @@ def compile_annotation(annotation: object) -> JsonType:
         if not all(v is None or isinstance(v, str | int | bool) for v in args):
             raise UnsupportedAnnotation(f"{annotation!r}: Literal values must be JSON scalars")
         return JsonType("enum", "one of " + ", ".join(map(repr, args)), values=tuple(args))
+    if isinstance(annotation, type) and attrs.has(annotation):
+        return _compile_model(annotation)
     raise UnsupportedAnnotation(
         f"{annotation!r} cannot be read from JSON; use str, int, float, bool, None, "
-        "list[...], dict[str, ...], a union, Literal[...] or Any"
+        "list[...], dict[str, ...], a union, Literal[...], an attrs class or Any"
     )
+
+
+_COMPILING: set[type] = set()
+
+
+def _compile_model(cls: type) -> JsonType:
+    """An attrs class as a JSON object: one member per ``__init__`` argument."""
+    if cls in _COMPILING:
+        raise UnsupportedAnnotation(f"{cls.__qualname__} refers to itself")
+    try:
+        attrs.resolve_types(cls)
+    except (NameError, TypeError) as exc:
+        raise UnsupportedAnnotation(
+            f"{cls.__qualname__}: cannot resolve its types: {exc}"
+        ) from None
+    _COMPILING.add(cls)
+    try:
+        members: list[PredictParameter] = []
+        for field in attrs.fields(cls):
+            if not field.init:
+                continue
+            name = field.alias or field.name
+            try:
+                json_type = compile_annotation(
+                    inspect.Parameter.empty if field.type is None else field.type
+                )
+            except UnsupportedAnnotation as exc:
+                raise UnsupportedAnnotation(f"{cls.__qualname__}.{name}: {exc}") from None
+            if field.default is attrs.NOTHING:
+                default: Any = _REQUIRED
+            elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+                default = _UNDOCUMENTED
+            else:
+                default = field.default
+            members.append(PredictParameter(name, json_type, default))
+    finally:
+        _COMPILING.discard(cls)
+    return JsonType("model", cls.__qualname__, model=cls, members=tuple(members))
 
 
 def _lenient(annotation: object) -> JsonType:
@@ -220,6 +308,8 @@ def _lenient(annotation: object) -> JsonType:
 # -- the predict signature ----------------------------------------------------------
 
 _REQUIRED: Any = object()
+#: A default made by a factory: the member is optional, its default not shown.
+_UNDOCUMENTED: Any = object()
 #: Longest list of names quoted in one error message.
 _MAX_NAMES = 20
 
@@ -244,7 +334,7 @@ class PredictParameter:
 
     def schema(self) -> dict[str, Any]:
         schema = self.type.schema()
-        if not self.required and is_plain_json(self.default):
+        if not self.required and self.default is not _UNDOCUMENTED and is_plain_json(self.default):
             schema = {**schema, "default": self.default}
         return schema
 
@@ -262,6 +352,10 @@ class PredictSignature:
     is_async: bool
     #: The return type, or the item type of a stream.
     returns: JsonType
+    #: ``predict(self, params: SomeAttrsClass)``: the body holds the class's members
+    #: and ``predict`` gets one instance, passed as this keyword.
+    model_parameter: str | None = None
+    model: JsonType | None = None
 
     @classmethod
     def from_function(cls, fn: Callable[..., Any]) -> PredictSignature:
@@ -290,6 +384,11 @@ class PredictSignature:
         target = inspect.unwrap(fn)
         is_asyncgen = inspect.isasyncgenfunction(target)
         streaming = is_asyncgen or inspect.isgeneratorfunction(target)
+        model_parameter: str | None = None
+        model: JsonType | None = None
+        if len(parameters) == 1 and extra is None and parameters[0].type.kind == "model":
+            model_parameter, model = parameters[0].name, parameters[0].type
+            parameters = list(model.members)
         returns = signature.return_annotation
         if streaming:
             args = typing.get_args(returns)
@@ -301,13 +400,16 @@ class PredictSignature:
             streaming=streaming,
             is_async=is_asyncgen or inspect.iscoroutinefunction(target),
             returns=_lenient(returns),
+            model_parameter=model_parameter,
+            model=model,
         )
 
     def bind(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """The keyword arguments for ``predict`` from a decoded body, or ProtocolError.
 
         400 for members ``predict`` does not take (RUN-024), 422 for a missing
-        required parameter (RUN-022) or a value of the wrong type (RUN-023).
+        required parameter (RUN-022), a value of the wrong type (RUN-023) or an
+        attrs parameter class that refuses the values (RUN-120).
         """
         known = {p.name: p for p in self.parameters}
         unknown = [name for name in arguments if name not in known]
@@ -326,6 +428,8 @@ class PredictSignature:
                 json_type = parameter.type if parameter is not None else self.extra
                 assert json_type is not None
                 kwargs[name] = json_type.convert(value, name[:64])
+            if self.model is not None and self.model_parameter is not None:
+                kwargs = {self.model_parameter: self.model.build(kwargs, "body")}
         except _Mismatch as exc:
             raise ProtocolError(f"invalid member {exc}", status=422) from None
         return kwargs

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import attrs
 import httpx
 import pytest
 import trio
@@ -733,3 +734,38 @@ async def test_serve_runs_until_sigint_and_exits_cleanly(target: str) -> None:
                     assert response.json()["sessions"] == []
             process.send_signal(signal.SIGINT)
         assert process.returncode == 0
+
+
+@attrs.frozen(kw_only=True)
+class Resize:
+    width: int = attrs.field(validator=attrs.validators.gt(0))
+    height: int = attrs.field(validator=attrs.validators.gt(0))
+    mode: Literal["fit", "fill"] = "fit"
+
+
+class ResizePipeline(Pipeline):
+    def predict(self, params: Resize) -> dict[str, Any]:
+        assert isinstance(params, Resize)
+        return {"pixels": params.width * params.height, "mode": params.mode}
+
+
+@pytest.mark.spec("RUN-120")
+async def test_an_attrs_class_parameter_takes_the_body() -> None:
+    with trio.fail_after(10):
+        async with served(ResizePipeline()) as (_, client):
+            response = await client.post("/predict", json={"width": 4, "height": 3})
+            assert response.status_code == 200
+            assert response.json() == {"pixels": 12, "mode": "fit"}
+            assert "height" in assert_error(await client.post("/predict", json={"width": 4}), 422)
+            refused = assert_error(
+                await client.post("/predict", json={"width": 4, "height": 0}), 422
+            )
+            assert "height" in refused
+            assert_error(await client.post("/predict", json={"width": 4, "height": 1, "x": 1}), 400)
+            assert_error(
+                await client.post("/predict", json={"width": 1, "height": 1, "mode": "x"}), 422
+            )
+            document = (await client.get("/openapi.json")).json()
+            schema = document["components"]["schemas"]["PredictRequest"]
+            assert schema["required"] == ["width", "height"]
+            assert schema["properties"]["mode"] == {"enum": ["fit", "fill"], "default": "fit"}

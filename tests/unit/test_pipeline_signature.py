@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import collections.abc
+import re
 import typing
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Optional, Union
 
+import attrs
 import pytest
 from hypothesis import given, strategies as st
 
@@ -326,3 +328,90 @@ def test_convert_is_total_and_idempotent(annotation: Any, value: Any) -> None:
     assert is_plain_json(converted)
     assert signature.bind({"v": converted})["v"] == converted
     assert isinstance(json_type.schema(), collections.abc.Mapping)
+
+
+# -- one attrs class as the parameter (RUN-120) ---------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Box:
+    width: int = attrs.field(validator=attrs.validators.gt(0))
+    label: str = "box"
+    tags: list[str] = attrs.field(factory=list)
+
+
+@attrs.define
+class Boxes:
+    first: Box
+    more: list[Box] | None = None
+
+
+@attrs.define
+class Loop:
+    inner: Loop | None = None
+
+
+class BoxPipeline(Pipeline):
+    def predict(self, params: Box) -> dict[str, int]:
+        return {"area": params.width}
+
+
+@pytest.mark.spec("RUN-120", "RUN-036")
+def test_a_single_attrs_parameter_is_the_body() -> None:
+    signature = PredictSignature.from_function(BoxPipeline().predict)
+    assert [p.name for p in signature.parameters] == ["width", "label", "tags"]
+    assert signature.request_schema() == {
+        "type": "object",
+        "properties": {
+            "width": {"type": "integer"},
+            "label": {"type": "string", "default": "box"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["width"],
+        "additionalProperties": False,
+    }
+    assert signature.bind({"width": 3}) == {"params": Box(width=3)}
+    assert signature.bind({"width": 3, "tags": ["a"]}) == {"params": Box(width=3, tags=["a"])}
+
+
+@pytest.mark.spec("RUN-120", "RUN-022", "RUN-023", "RUN-024")
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"width": 3, "height": 2}, 400, "height"),
+        ({"label": "x"}, 422, "width"),
+        ({"width": "3"}, 422, "width"),
+        ({"width": 0}, 422, "Box refused"),  # the class's own validator
+    ],
+)
+def test_a_single_attrs_parameter_refuses_bad_bodies(
+    body: dict[str, Any], status: int, words: str
+) -> None:
+    signature = PredictSignature.from_function(BoxPipeline().predict)
+    with pytest.raises(ProtocolError) as info:
+        signature.bind(body)
+    assert info.value.status == status
+    assert words in str(info.value)
+
+
+@pytest.mark.spec("RUN-120")
+def test_nested_attrs_classes_are_json_objects() -> None:
+    json_type = compile_annotation(Boxes)
+    value = json_type.convert({"first": {"width": 1}, "more": [{"width": 2, "label": "b"}]}, "x")
+    assert value == Boxes(first=Box(width=1), more=[Box(width=2, label="b")])
+    for bad, words in [
+        ({"first": {"width": 1, "depth": 1}}, "x.first: unknown member(s) 'depth'"),
+        ({"more": None}, "x: missing member(s) 'first'"),
+        ({"first": {"width": -1}}, "x.first: Box refused"),
+        ({"first": []}, "x.first: expected Box"),
+    ]:
+        with pytest.raises(Exception, match=re.escape(words)):
+            json_type.convert(bad, "x")
+    schema = json_type.schema()
+    assert schema["required"] == ["first"]
+    assert schema["properties"]["first"]["title"] == "Box"
+
+
+def test_an_attrs_class_that_contains_itself_is_refused() -> None:
+    with pytest.raises(UnsupportedAnnotation, match="refers to itself"):
+        compile_annotation(Loop)
