@@ -171,7 +171,7 @@ async def _stream_once(
             nursery.cancel_scope.cancel()
         dropped = 0
         for session in manager.sessions():
-            dropped += session.counters.dropped
+            dropped += session.counters.frames_dropped
     return {
         "published": published,
         "arrived": arrived,

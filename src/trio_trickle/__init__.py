@@ -98,6 +98,7 @@ from ._media_encode_settings import (
     SegmentBoundary as SegmentBoundary,
 )
 from ._metrics import (
+    LatencyMeter as LatencyMeter,
     RateMeter as RateMeter,
     SessionCounters as SessionCounters,
 )
@@ -366,6 +367,7 @@ if TYPE_CHECKING:
         codec_ceiling as codec_ceiling,
         generate_frames as generate_frames,
         generate_ts as generate_ts,
+        live_pieces as live_pieces,
         read_index as read_index,
         test_pattern as test_pattern,
         tone as tone,
@@ -412,6 +414,7 @@ _LAZY: dict[str, str] = {
     "codec_ceiling": "_media_testsrc",
     "generate_frames": "_media_testsrc",
     "generate_ts": "_media_testsrc",
+    "live_pieces": "_media_testsrc",
     "read_index": "_media_testsrc",
     "test_pattern": "_media_testsrc",
     "tone": "_media_testsrc",

@@ -12,7 +12,9 @@ from collections.abc import Callable
 
 import attrs
 
-__all__ = ["RateMeter", "SessionCounters"]
+from ._media_encode_settings import EncodeStats
+
+__all__ = ["LatencyMeter", "RateMeter", "SessionCounters"]
 
 
 class RateMeter:
@@ -55,6 +57,37 @@ class RateMeter:
         return None if self.last is None else self._clock() - self.last
 
 
+class LatencyMeter:
+    """Mean of the samples taken in the last ``window`` seconds."""
+
+    def __init__(self, window: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self.window = window
+        self._clock = clock
+        self._samples: collections.deque[tuple[float, float]] = collections.deque()
+        self._sum = 0.0
+
+    def add(self, seconds: float) -> None:
+        now = self._clock()
+        self._samples.append((now, seconds))
+        self._sum += seconds
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        horizon = now - self.window
+        samples = self._samples
+        while samples and samples[0][0] < horizon:
+            self._sum -= samples.popleft()[1]
+
+    def mean_ms(self) -> float | None:
+        """Mean in milliseconds (one decimal), or None when no sample is in the window."""
+        self._trim(self._clock())
+        if not self._samples:
+            return None
+        return round(max(0.0, self._sum) / len(self._samples) * 1000, 1)
+
+
 @attrs.define(eq=False)
 class SessionCounters:
     """What a session counts; read by heartbeats and ``/stream/status``."""
@@ -64,8 +97,12 @@ class SessionCounters:
     audio_in: RateMeter = attrs.field(init=False)
     video_out: RateMeter = attrs.field(init=False)
     audio_out: RateMeter = attrs.field(init=False)
-    #: Frames dropped anywhere (latest-wins replacement, hook errors, pts guard).
+    #: Frames the session dropped (latest-wins replacement, hook errors, full queues).
     dropped: int = 0
+    #: The encoder's own counters (its pts guard drops, RUN-113); updated by its thread.
+    encode: EncodeStats = attrs.field(factory=EncodeStats)
+    #: Decoded video frame queued -> processed frame handed to the encoder (TEL-032).
+    latency: LatencyMeter = attrs.field(init=False)
     width: int | None = None
     height: int | None = None
 
@@ -74,6 +111,12 @@ class SessionCounters:
         self.audio_in = RateMeter(clock=self.clock)
         self.video_out = RateMeter(clock=self.clock)
         self.audio_out = RateMeter(clock=self.clock)
+        self.latency = LatencyMeter(clock=self.clock)
+
+    @property
+    def frames_dropped(self) -> int:
+        """Every frame dropped on the way, by the session or by the encoder."""
+        return self.dropped + self.encode.dropped
 
     @property
     def frames_in(self) -> int:

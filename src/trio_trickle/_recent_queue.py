@@ -70,13 +70,17 @@ class RecentQueue(Generic[T]):
 
     async def get(self) -> T:
         """The oldest item that is still fresh; ``trio.EndOfChannel`` once closed and empty."""
+        return (await self.get_stamped())[1]
+
+    async def get_stamped(self) -> tuple[float, T]:
+        """Like :meth:`get`, with the clock reading of when the item was put."""
         while True:
             now = self._clock()
             while len(self._items) > 1 and now - self._items[0][0] > self.max_wait:
                 self._items.popleft()  # stale, and something newer is waiting
                 self.dropped += 1
             if self._items:
-                return self._items.popleft()[1]
+                return self._items.popleft()
             if self._closed:
                 raise trio.EndOfChannel
             self._wake = trio.Event()

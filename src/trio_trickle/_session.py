@@ -279,7 +279,7 @@ class Session:
             "fps": self.counters.fps(),
             "frames_in": self.counters.frames_in,
             "frames_out": self.counters.frames_out,
-            "frames_dropped": self.counters.dropped,
+            "frames_dropped": self.counters.frames_dropped,
         }
 
     # -- the nursery ---------------------------------------------------------------
@@ -412,12 +412,15 @@ class Session:
         meta: dict[str, Any] = {
             "frames_in": counters.frames_in,
             "frames_out": counters.frames_out,
-            "frames_dropped": counters.dropped,
+            "frames_dropped": counters.frames_dropped,
             "fps_in": round((counters.frames_in - frames_in) / span, 1),
             "fps_out": round((counters.frames_out - frames_out) / span, 1),
             "elapsed_ms": round((now - self._started_monotonic) * 1000),
             "since_last_heartbeat_ms": round(span * 1000),
         }
+        latency = counters.latency.mean_ms()
+        if latency is not None:
+            meta["latency_ms"] = latency
         meta.update(_vram())
         self._last_beat = (now, counters.frames_in, counters.frames_out)
         self._telemetry(EVENT_STREAM_HEARTBEAT, **meta)
@@ -432,7 +435,11 @@ class Session:
             fps=counters.fps(),
             frames_in=counters.frames_in,
             frames_out=counters.frames_out,
-            extra={"gateway_request_id": self.id, "frames_dropped": counters.dropped},
+            extra={
+                "gateway_request_id": self.id,
+                "frames_dropped": counters.frames_dropped,
+                "latency_ms": counters.latency.mean_ms(),
+            },
         )
         return beat.to_envelope().to_wire()
 

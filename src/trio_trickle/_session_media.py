@@ -22,6 +22,7 @@ through the session's telemetry and event helpers.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -114,8 +115,9 @@ class MediaGraph:
                 # so a video-only stream never waits for audio that will not come.
                 output_tx, output_rx = trio.open_memory_channel[TsItem](64)
                 encoder = attrs.evolve(settings.encoder, audio=stats.has_audio)
+                encode = functools.partial(encode_ts, stats=session.counters.encode)
                 media.start_soon(
-                    loop, ERROR_MEDIA_OUTPUT_LOOP_FAILED, encode_ts, encode_rx, output_tx, encoder
+                    loop, ERROR_MEDIA_OUTPUT_LOOP_FAILED, encode, encode_rx, output_tx, encoder
                 )
                 media.start_soon(
                     loop, ERROR_MEDIA_OUTPUT_LOOP_FAILED, self._publish_output, output_rx
@@ -225,53 +227,46 @@ class MediaGraph:
         self, slot: RecentQueue[VideoFrame], encode_tx: trio.MemorySendChannel[MediaFrame]
     ) -> None:
         counters = self._session.counters
-        last_pts = -math.inf
         hook = self._session.pipeline.process_video
         async with encode_tx:
             while True:
                 before = slot.dropped
                 try:
-                    frame = await slot.get()
+                    queued_at, frame = await slot.get_stamped()
                 except trio.EndOfChannel:
                     return
                 finally:
                     counters.dropped += slot.dropped - before
-                result = await self._process(hook, frame, last_pts)
+                result = await self._call_process(hook, frame)
                 if result is None:
                     continue
-                last_pts = result.pts
                 if counters.width is None:
                     counters.height, counters.width = result.height, result.width
                 await encode_tx.send(result)
                 counters.video_out.mark()
+                counters.latency.add(time.monotonic() - queued_at)
 
     async def _process_audio(
         self, queue: DropOldestOutlet[AudioFrame], encode_tx: trio.MemorySendChannel[MediaFrame]
     ) -> None:
         counters = self._session.counters
-        last_pts = -math.inf
         hook = self._session.pipeline.process_audio
         async with encode_tx:
             while batch := await queue.get_batch(16):
                 for frame in batch:
-                    result = await self._process(hook, frame, last_pts)
+                    result = await self._call_process(hook, frame)
                     if result is None:
                         continue
-                    last_pts = result.pts
                     await encode_tx.send(result)
                     counters.audio_out.mark()
 
-    async def _process(self, hook: Callable[[Any], Any], frame: Any, last_pts: float) -> Any:
-        """The frame ``hook`` returned, or None: hook failed, dropped it, or stepped back."""
-        result = await self._call_process(hook, frame)
-        if result is None:
-            return None
-        if result.pts <= last_pts:  # RUN-113: never hand the muxer a step back
-            self._session.counters.dropped += 1
-            return None
-        return result
-
     async def _call_process(self, hook: Callable[[Any], Any], frame: Any) -> Any:
+        """The frame ``hook`` returned, or None when it failed or dropped the frame.
+
+        Timestamps are the encoder's to guard (RUN-113): it drops a step back and
+        re-anchors after a long backwards jump (an input restart), which a guard
+        here would turn into dropping every later frame.
+        """
         session = self._session
         try:
             result = await call_hook(hook, frame)

@@ -126,6 +126,9 @@ async def test_params_events_and_data_reach_their_channels() -> None:
     beats = [e for e in rig.events if e.get("queue_event_type") == "stream_heartbeat"]
     assert len(beats) >= 2
     assert "fps" in beats[-1]["event"]
+    # Frames flowed, so a heartbeat states the processing latency (RUN-096, TEL-032).
+    latencies = [b["event"].get("latency_ms") for b in beats]
+    assert any(isinstance(ms, float) and 0 <= ms < 5000 for ms in latencies), latencies
     assert any(e["event"].get("type") == "status" for e in rig.events)
     assert all(isinstance(record["pts"], int) for record in rig.data)
 
@@ -178,3 +181,26 @@ async def test_deleting_input_or_control_stops_the_session_within_1s(
             await rig.wait_for(lambda: "stream_stopped" in rig.event_types(), 5)
     stopped = rig.events[rig.event_types().index("stream_stopped")]["event"]
     assert stopped["reason"] in (reason, "input_ended")
+
+
+@pytest.mark.spec("RUN-113", "RUN-112")
+async def test_an_input_timestamp_restart_keeps_the_output_going() -> None:
+    """The input's pts jump back 2 s (an encoder restart): later frames still come out,
+    re-anchored after the earlier ones, instead of being dropped as steps back."""
+    segments = generate_ts(seconds=2, width=WIDTH, height=HEIGHT, fps=FPS, audio=False)
+    with trio.fail_after(40):
+        async with live_rig(Invert()) as rig:
+            assert (await rig.start("rst")).status_code == 200
+            await rig.publish("rst", segments + segments, pace=0.5)
+            await trio.sleep(0.5)
+            rig.trickle.server.delete_channel("rst")
+            await rig.wait_for(lambda: "stream_stopped" in rig.event_types(), 10)
+            rig.trickle.server.delete_channel("rst-out")
+            await trio.sleep(0.2)
+    video = [f for f in decode_segments(rig.output) if isinstance(f, VideoFrame)]
+    indices = [
+        read_index((255 - f.tensor.numpy().astype(np.int16)).astype(np.uint8)) for f in video
+    ]
+    assert indices == list(range(2 * FPS)) * 2
+    pts = [f.pts for f in video]
+    assert pts == sorted(set(pts))  # strictly increasing across the restart

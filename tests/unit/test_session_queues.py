@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from trio_trickle._metrics import RateMeter
+from trio_trickle._metrics import LatencyMeter, RateMeter, SessionCounters
 from trio_trickle._outlet import DropOldestOutlet
 from trio_trickle._recent_queue import RecentQueue
 
@@ -67,3 +67,37 @@ def test_rates_are_windowed_not_lifetime_averages() -> None:
     clock.now = 25.0  # then a 15 s stall: a lifetime average would still say ~12 fps
     assert meter.rate() == 0
     assert meter.idle_for() == pytest.approx(25.0 - 299 / 30)
+
+
+@pytest.mark.spec("TEL-032")
+def test_latency_is_the_mean_of_the_last_window() -> None:
+    clock = FakeClock()
+    meter = LatencyMeter(window=10.0, clock=clock)
+    assert meter.mean_ms() is None  # no frame yet: nothing to state
+    meter.add(0.010)
+    meter.add(0.030)
+    assert meter.mean_ms() == 20.0
+    clock.now = 5.0
+    meter.add(0.100)
+    assert meter.mean_ms() == pytest.approx(46.7)
+    clock.now = 12.0  # the first two left the window
+    assert meter.mean_ms() == 100.0
+    clock.now = 30.0
+    assert meter.mean_ms() is None
+
+
+async def test_recent_queue_stamps_when_a_frame_was_queued() -> None:
+    clock = FakeClock()
+    queue: RecentQueue[str] = RecentQueue(capacity=4, max_wait=1.0, clock=clock)
+    clock.now = 1.5
+    queue.put("a")
+    clock.now = 1.7
+    assert await queue.get_stamped() == (1.5, "a")
+
+
+@pytest.mark.spec("RUN-113")
+def test_frames_dropped_counts_the_encoders_pts_guard_too() -> None:
+    counters = SessionCounters()
+    counters.dropped = 2
+    counters.encode.dropped = 3
+    assert counters.frames_dropped == 5
