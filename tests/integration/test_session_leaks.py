@@ -1,4 +1,9 @@
-"""Many sessions started and stopped leave nothing behind: no task, thread or fd."""
+"""Many sessions started and stopped leave nothing behind: no task, thread or fd.
+
+Every tenth cycle streams real media and is stopped while frames flow, so the
+decoder and encoder threads, PyAV containers and the output publisher are
+running when the stop lands; the others stop a session that is still waiting.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,11 @@ import trio
 import trio.lowlevel
 
 from tests.integration.live_harness import live_rig
+from trio_trickle._media_testsrc import generate_ts
 from trio_trickle.examples import Invert
 
 CYCLES = 200
+MEDIA_EVERY = 10
 
 
 def _tasks() -> int:
@@ -34,6 +41,13 @@ async def test_start_stop_cycles_leave_nothing_behind() -> None:
             manager = rig.runner.manager
             assert manager is not None
 
+            segments = generate_ts(seconds=2, width=64, height=64, fps=30, audio=True)
+
+            async def stop() -> None:
+                stopped = await rig.http.post(rig.runner.url + "/stream/stop")
+                assert stopped.status_code == 200
+                assert manager.active_count == 0
+
             async def cycle(index: int) -> None:
                 mid = f"cycle{index}"
                 rig.create_channels(mid)
@@ -41,17 +55,25 @@ async def test_start_stop_cycles_leave_nothing_behind() -> None:
                     rig.runner.url + "/stream/start", json=rig.start_body(mid)
                 )
                 assert started.status_code == 200, started.text
-                stopped = await rig.http.post(rig.runner.url + "/stream/stop")
-                assert stopped.status_code == 200
-                assert manager.active_count == 0
+                if index % MEDIA_EVERY:
+                    await stop()
+                else:  # stop while frames flow through decode, process and encode
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(rig.publish, mid, segments, 1.0)
+                        counters = manager.sessions()[0].counters
+                        with trio.fail_after(10):
+                            while counters.frames_out < 5:  # bounded poll
+                                await trio.sleep(0.01)
+                        await stop()
+                        nursery.cancel_scope.cancel()
                 for suffix in ("", "-out", "-control", "-events", "-data"):
                     rig.trickle.server.delete_channel(mid + suffix)
 
-            for index in range(5):  # warm up pools and caches
+            for index in range(-MEDIA_EVERY, 0):  # warm up pools and caches, media included
                 await cycle(index)
             await trio.sleep(0.5)
             tasks, threads, fds = _tasks(), threading.active_count(), _fds()
-            for index in range(5, 5 + CYCLES):
+            for index in range(CYCLES):
                 await cycle(index)
             await trio.sleep(0.5)
             assert manager.active_count == 0
