@@ -27,6 +27,7 @@ import hypercorn.trio
 import trio
 
 from ._errors import TrickleError
+from ._gc import freeze_gc_for_serving
 from ._live_pipeline import LivePipeline
 from ._pipeline import Pipeline
 from ._runner_app import RunnerApp
@@ -82,6 +83,7 @@ async def open_runner(
     token: str | None = None,
     model_id: str | None = None,
     graceful_timeout: float = 2.0,
+    freeze_gc: bool = False,
     **manager_options: Any,
 ) -> AsyncIterator[RunnerHandle]:
     """Serve ``pipeline`` on ``host:port`` (0: any free port) for the duration of the block.
@@ -89,6 +91,10 @@ async def open_runner(
     The handle's ``url`` is known (the socket is listening) when the block
     starts; ``setup()`` may still be running then (``/health`` says LOADING).
     On exit all sessions stop with reason ``shutdown`` and the server stops.
+
+    ``freeze_gc`` (for a process that only serves, as ``serve`` and the command
+    line are) freezes the garbage collector's view once ``setup()`` has
+    returned: see :func:`~trio_trickle._gc.freeze_gc_for_serving`.
     """
     if isinstance(pipeline, RunnerApp):
         app = pipeline
@@ -105,10 +111,20 @@ async def open_runner(
             shutdown_trigger=shutdown.wait,
         )
         binds: list[str] = await nursery.start(run_server)
+        freezer = trio.CancelScope()
+        if freeze_gc:
+            nursery.start_soon(_freeze_after_setup, app, freezer)
         try:
             yield RunnerHandle(app=app, url=binds[0])
         finally:
+            freezer.cancel()  # a setup still running must not hold the exit
             shutdown.set()
+
+
+async def _freeze_after_setup(app: RunnerApp, scope: trio.CancelScope) -> None:
+    with scope:
+        await app.wait_setup()  # the models are loaded: freeze them with the imports
+        freeze_gc_for_serving()
 
 
 def serve(
@@ -138,7 +154,9 @@ def serve(
 async def _serve_until_signal(app: RunnerApp, host: str, port: int, graceful: float) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            async with open_runner(app, host=host, port=port, graceful_timeout=graceful) as handle:
+            async with open_runner(
+                app, host=host, port=port, graceful_timeout=graceful, freeze_gc=True
+            ) as handle:
                 log.info("%s serving on %s", type(app.pipeline).__name__, handle.url)
                 async for signum in signals:
                     log.info("%s received: shutting down", signal.Signals(signum).name)

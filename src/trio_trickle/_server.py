@@ -35,7 +35,6 @@ a relay is never much slower than the broadcast it replaces.
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -57,6 +56,7 @@ from ._core_server import (
     route_request,
 )
 from ._errors import InvalidMessage, ProtocolError, SegmentGone
+from ._gc import freeze_gc_for_serving
 from ._wire_trickle import (
     HEADER_EXPECT_CONTENT,
     HEADER_LATEST,
@@ -505,29 +505,6 @@ def _hypercorn_config(host: str, port: int, graceful_timeout: float) -> hypercor
     return config
 
 
-def _freeze_gc_for_serving() -> None:
-    """Keep full garbage collections off the data path of a serving process.
-
-    Call once the process has imported everything and bound its port. A full
-    collection walks every tracked object: ~40k right after importing this
-    package, 20-30 ms on the 2-core benchmark machine, and every stream stalls
-    meanwhile. ``gc.freeze()`` moves what exists now (modules, classes,
-    functions) into the permanent generation, so later full collections walk
-    only what serving created. Measured with 64 subscribers (300 chunks): with
-    readers woken all at once (many objects in flight, frequent full
-    collections) the p99 chunk latency was 37 ms without this and 9 ms with
-    it. With the relay wake full collections are rare (about five per full
-    benchmark run) and the median p99 did not move, but each of them still
-    skips those 40k objects. Raising the young threshold as well made no
-    measurable difference.
-
-    Process-wide, and nothing frozen is ever collected: for processes that only
-    serve, not for a library call inside someone else's program.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 @asynccontextmanager
 async def open_trickle_server(
     config: ServerConfig | None = None,
@@ -545,7 +522,7 @@ async def open_trickle_server(
     publishers get end of stream), then hypercorn shuts down gracefully.
 
     ``freeze_gc`` is for a process that only serves (the command line); see
-    :func:`_freeze_gc_for_serving`. It is process-wide, hence off by default for
+    :func:`~trio_trickle._gc.freeze_gc_for_serving`. It is process-wide, hence off by default for
     embedders and tests.
     """
     server = TrickleServer(config, before_create=before_create, before_delete=before_delete)
@@ -565,7 +542,7 @@ async def open_trickle_server(
         )
         binds: list[str] = await nursery.start(serve)
         if freeze_gc:
-            _freeze_gc_for_serving()
+            freeze_gc_for_serving()
         nursery.start_soon(sweep)
         try:
             yield TrickleServerHandle(server=server, root=binds[0])

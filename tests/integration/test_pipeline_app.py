@@ -769,3 +769,38 @@ async def test_an_attrs_class_parameter_takes_the_body() -> None:
             schema = document["components"]["schemas"]["PredictRequest"]
             assert schema["required"] == ["width", "height"]
             assert schema["properties"]["mode"] == {"enum": ["fit", "fill"], "default": "fit"}
+
+
+class SlowSetup(Pipeline):
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def setup(self) -> None:
+        self.release.wait(10)
+
+    def predict(self) -> int:
+        return 1
+
+
+async def test_a_serving_runner_freezes_the_gc_once_setup_returned() -> None:
+    import gc
+
+    pipeline = SlowSetup()
+    gc.unfreeze()
+    try:
+        with trio.fail_after(10):
+            async with open_runner(pipeline, freeze_gc=True) as handle:
+                await trio.sleep(0.1)
+                assert gc.get_freeze_count() == 0  # models still loading: not yet
+                pipeline.release.set()
+                await handle.wait_setup()
+                while gc.get_freeze_count() == 0:
+                    await trio.sleep(0.01)
+        # A setup that never returns does not hold the runner's exit.
+        hung = SlowSetup()
+        with trio.fail_after(5):
+            async with open_runner(hung, freeze_gc=True):
+                pass
+        hung.release.set()
+    finally:
+        gc.unfreeze()
