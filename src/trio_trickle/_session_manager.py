@@ -36,8 +36,8 @@ class StreamManager:
         pipeline: LivePipeline,
         *,
         capacity: int = 1,
-        start_timeout: float = 5.0,
-        stop_timeout: float = 5.0,
+        start_timeout: float | None = None,
+        stop_timeout: float | None = None,
         settings: SessionSettings | None = None,
         client: httpx.AsyncClient | None = None,
         telemetry: RunnerTelemetry | None = None,
@@ -46,8 +46,12 @@ class StreamManager:
             raise ValueError("capacity must be at least 1")
         self.pipeline = pipeline
         self.capacity = capacity
+        # Explicit timeouts win over ``settings``; otherwise the settings' own hold.
+        base = settings or SessionSettings()
         self.settings = attrs.evolve(
-            settings or SessionSettings(), start_timeout=start_timeout, stop_timeout=stop_timeout
+            base,
+            start_timeout=base.start_timeout if start_timeout is None else start_timeout,
+            stop_timeout=base.stop_timeout if stop_timeout is None else stop_timeout,
         )
         self._client = client
         #: Shared context of every telemetry event this runner stamps.

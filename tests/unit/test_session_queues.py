@@ -8,6 +8,9 @@ import trio
 from trio_trickle._metrics import LatencyMeter, RateMeter, SessionCounters
 from trio_trickle._outlet import DropOldestOutlet
 from trio_trickle._recent_queue import RecentQueue
+from trio_trickle._session import SessionSettings
+from trio_trickle._session_manager import StreamManager
+from trio_trickle.examples import Passthrough
 
 
 class FakeClock:
@@ -101,3 +104,11 @@ def test_frames_dropped_counts_the_encoders_pts_guard_too() -> None:
     counters.dropped = 2
     counters.encode.dropped = 3
     assert counters.frames_dropped == 5
+
+
+def test_manager_timeouts_override_settings_only_when_given() -> None:
+    settings = SessionSettings(start_timeout=1.5, stop_timeout=0.5)
+    kept = StreamManager(Passthrough(), settings=settings)
+    assert (kept.settings.start_timeout, kept.settings.stop_timeout) == (1.5, 0.5)
+    overridden = StreamManager(Passthrough(), settings=settings, stop_timeout=2.0)
+    assert (overridden.settings.start_timeout, overridden.settings.stop_timeout) == (1.5, 2.0)
