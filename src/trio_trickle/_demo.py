@@ -271,11 +271,10 @@ class _Demo:
             after = self.output_frames[middle.pts]
             gap = np.full((before.shape[0], 8, 3), 255, np.uint8)
             write_png(options.png, np.concatenate([before, gap, after], axis=1))
-        counts: dict[str, int] = {}
-        for envelope in self.report.events:
-            kind = str(envelope.get("event", {}).get("type", "?"))
-            counts[kind] = counts.get(kind, 0) + 1
-        self.say("events received: " + ", ".join(f"{k} x{v}" for k, v in counts.items()))
+        telemetry = [e for e in self.report.events if e.get("type") == "telemetry"]
+        stream = [e for e in self.report.events if e.get("type") != "telemetry"]
+        self.say(f"stream events ({len(stream)}): {_in_order(stream)}")
+        self.say(f"telemetry ({len(telemetry)}): {_in_order(telemetry)}")
         stopped = [
             e["event"]
             for e in self.report.events
@@ -283,6 +282,30 @@ class _Demo:
         ]
         if stopped:
             self.say(f"stream stopped: reason={stopped[-1].get('reason')}")
+
+
+def _in_order(envelopes: list[dict[str, Any]]) -> str:
+    """Event names in arrival order, repeats folded: ``status x3``."""
+    runs: list[tuple[str, int]] = []
+    for envelope in envelopes:
+        name = _event_name(envelope)
+        if runs and runs[-1][0] == name:
+            runs[-1] = (name, runs[-1][1] + 1)
+        else:
+            runs.append((name, 1))
+    return ", ".join(name if n == 1 else f"{name} x{n}" for name, n in runs) or "none"
+
+
+def _event_name(envelope: dict[str, Any]) -> str:
+    """What an events-channel segment is: its event type, or for relayed telemetry
+    (``{"type": "telemetry", "event": <stream_trace>}``) the lifecycle event's name."""
+    event = envelope.get("event")
+    if not isinstance(event, dict):
+        return "?"
+    data = event.get("data")
+    if envelope.get("type") == "telemetry" and isinstance(data, dict) and "type" in data:
+        return str(data["type"])
+    return str(event.get("type", "?"))
 
 
 async def run_demo(

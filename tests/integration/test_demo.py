@@ -43,7 +43,11 @@ async def test_demo_streams_inverted_video_with_audio_and_writes_its_files(tmp_p
     assert len(report.latencies_ms) == report.frames_out
     kinds = [e.get("event", {}).get("type") for e in report.events]
     assert "stream_stopped" in kinds
-    summary = out.getvalue().splitlines()[-1]
+    lines = out.getvalue().splitlines()
+    telemetry = next(line for line in lines if line.startswith("telemetry ("))
+    assert "runner_ready" in telemetry
+    assert telemetry.endswith("stream_stopped, session_closed")
+    summary = lines[-1]
     assert summary.startswith("demo: 60/60 frames back")
 
     data = options.output.read_bytes()
