@@ -75,6 +75,9 @@ from ._gateway_events import (
     gateway_connection as gateway_connection,
     read_stream_events as read_stream_events,
 )
+from ._gc import (
+    freeze_gc_for_serving as freeze_gc_for_serving,
+)
 from ._hooks import (
     DEFAULT_CANCEL_GRACE as DEFAULT_CANCEL_GRACE,
     call_hook as call_hook,
