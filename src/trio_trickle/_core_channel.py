@@ -189,6 +189,10 @@ class ChannelCore:
             raise InvalidMessage("Invalid idx")
         if seq == SEQ_NEXT:
             seq = self.next_write
+        held = self.segment(seq)
+        if held is not None and held.state is SegmentState.WRITING:
+            # Refused before anything moves, its Reset included (TRK-036).
+            raise ProtocolError(f"segment {seq} already has an active publisher", status=409)
         segment = self._install(seq)
         if reset:
             for older in self._slots:
@@ -197,8 +201,6 @@ class ChannelCore:
                     self._changed()
         if segment.closed:
             return self._empty_completion(seq, now)
-        if segment.state is SegmentState.WRITING:
-            raise ProtocolError(f"segment {seq} already has an active publisher", status=409)
         writer = next(self._tokens)
         segment.claim(writer)
         self._changed()

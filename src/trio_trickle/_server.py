@@ -363,11 +363,8 @@ class TrickleServer:
         receive: ASGIReceive,
         send: ASGISend,
     ) -> None:
-        try:
-            decision = channel.begin_publish(seq, reset=meta.reset, now=self._now())
-        finally:
-            # Even a refused POST (409) may have closed older segments by its reset.
-            self._notify(channel)
+        decision = channel.begin_publish(seq, reset=meta.reset, now=self._now())
+        self._notify(channel)  # a refused POST (409) changed nothing: no one to wake
         if isinstance(decision, Answer):
             await _send_answer(send, decision)
             return

@@ -104,18 +104,19 @@ class ChannelMachine(RuleBasedStateMachine):
                 self.core.begin_publish(seq, reset=reset, now=self.now)
             return
         resolved = self.next_write if seq == -1 else seq
+        held = self.m_segment(resolved)
+        if held is not None and not held.closed and held.data:
+            # Another POST is mid-body: refused, nothing changes, not even by its Reset.
+            with pytest.raises(ProtocolError) as info:
+                self.core.begin_publish(seq, reset=reset, now=self.now)
+            assert info.value.status == 409
+            return
         seg = self.m_install(resolved)
         if reset:
             for other in self.ring.values():
                 if other.seq < resolved:
                     other.closed = True
                     other.writer = None
-        if not seg.closed and seg.data:
-            # Another POST is mid-body: refused, nothing changes.
-            with pytest.raises(ProtocolError) as info:
-                self.core.begin_publish(seq, reset=reset, now=self.now)
-            assert info.value.status == 409
-            return
         # An attached writer that sent nothing is displaced (seg.writer reassigned below).
         result = self.core.begin_publish(seq, reset=reset, now=self.now)
         if seg.closed:

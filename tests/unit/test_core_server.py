@@ -7,7 +7,7 @@ import json
 import pytest
 
 from trio_trickle import ChannelNotFound, InvalidMessage, ProtocolError, ServerConfig
-from trio_trickle._core_channel import PublishTicket, ReadSignal
+from trio_trickle._core_channel import ChannelCore, PublishTicket, ReadSignal
 from trio_trickle._core_server import MethodNotAllowed, Operation, TrickleServerCore, route_request
 
 
@@ -137,3 +137,23 @@ def test_close_all_ends_waiters_with_eos() -> None:
     assert not isinstance(head, ReadSignal | list)
     assert head.header("Lp-Trickle-Closed") == "terminated"
     assert cursor.next_event() is ReadSignal.END
+
+
+@pytest.mark.spec("TRK-036", "TRK-041")
+def test_a_refused_post_does_not_apply_its_reset() -> None:
+    channel = ChannelCore(name="c", mime_type="text/plain")
+    first = channel.begin_publish(0, reset=False, now=0.0)
+    second = channel.begin_publish(1, reset=False, now=0.0)
+    assert isinstance(first, PublishTicket)
+    assert isinstance(second, PublishTicket)
+    channel.append(first, b"a", now=0.0)
+    channel.append(second, b"b", now=0.0)
+    version = channel.version
+    with pytest.raises(ProtocolError) as info:
+        channel.begin_publish(1, reset=True, now=0.0)  # segment 1 is mid-body
+    assert info.value.status == 409
+    segment0 = channel.segment(0)
+    assert segment0 is not None
+    assert not segment0.closed  # the refused Reset closed nothing
+    assert first.attached
+    assert channel.version == version
