@@ -12,9 +12,12 @@ like for like:
 
 A spawned server runs in its own process (``python -m trio_trickle
 trickle-server``) so its RSS is its own and the client does not share its event
-loop. Channels are created with ``POST {base}{ch}`` when the server allows it;
-for servers with autocreate off and no create endpoint, pass ``--precreated``
-channel names (``bench0``..``bench99`` are used).
+loop. Channels are created with ``POST {base}{ch}``; a server with autocreate
+off (go-livepeer's orchestrator) refuses that, so create channels out of band
+and pass ``--precreated-count N`` (names ``PREFIX0``..``PREFIX{N-1}``, prefix
+``--channel-prefix``, default ``bench-``; each is used once: 4 per run, per
+``--repeat``). ``--server-pid`` / ``--compare-pid`` give the RSS of a server
+measured by URL when it runs on this machine.
 """
 
 from __future__ import annotations
@@ -45,18 +48,32 @@ def emit(metric: str, value: float, unit: str, server: str, **extra: Any) -> dic
 class Target:
     """One server under test and its channel naming."""
 
-    def __init__(self, url: str, label: str, pid: int | None) -> None:
+    def __init__(
+        self, url: str, label: str, pid: int | None, precreated: list[str] | None = None
+    ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.label = label
         self.pid = pid
         self._n = 0
+        self._precreated = list(precreated) if precreated is not None else None
 
     async def channel(
         self, client: httpx.AsyncClient, mime: str = "application/octet-stream"
     ) -> str:
+        """A fresh channel: the next precreated one, or one created with ``POST {ch}``."""
+        if self._precreated is not None:
+            if not self._precreated:
+                raise SystemExit(f"{self.label}: out of precreated channels; pass a larger count")
+            return self.url + self._precreated.pop(0)
         self._n += 1
         name = f"bench{self._n}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-        await client.post(self.url + name, headers={"Expect-Content": mime})
+        created = await client.post(self.url + name, headers={"Expect-Content": mime})
+        if created.status_code >= 400:
+            raise SystemExit(
+                f"{self.label}: POST {self.url}{name} answered {created.status_code}: the server "
+                "does not create channels on request (autocreate off?); create them out of "
+                "band and pass --precreated-count N"
+            )
         return self.url + name
 
 
@@ -315,6 +332,16 @@ def main(argv: list[str] | None = None) -> int:
         help="run every workload N times (servers alternating) and report medians, min, max",
     )
     parser.add_argument(
+        "--precreated-count",
+        type=int,
+        metavar="N",
+        help="use channels PREFIX0..PREFIX{N-1}, created out of band, on --server-url "
+        "and --compare-url (for servers with autocreate off)",
+    )
+    parser.add_argument("--channel-prefix", default="bench-", help="prefix of precreated names")
+    parser.add_argument("--server-pid", type=int, help="PID of --server-url's server (for RSS)")
+    parser.add_argument("--compare-pid", type=int, help="PID of --compare-url's server (for RSS)")
+    parser.add_argument(
         "--only",
         default=",".join(GROUPS),
         help=f"comma list of workloads to run ({','.join(GROUPS)}: all)",
@@ -323,14 +350,21 @@ def main(argv: list[str] | None = None) -> int:
     only = frozenset(part.strip() for part in args.only.split(",") if part.strip())
     if not only or not only <= set(GROUPS) or args.repeat < 1:
         parser.error(f"--only takes a comma list of {', '.join(GROUPS)}; --repeat N >= 1")
+    precreated = None
+    if args.precreated_count is not None:
+        if not (args.server_url or args.compare_url) or args.precreated_count < 1:
+            parser.error("--precreated-count N >= 1 goes with --server-url or --compare-url")
+        precreated = [f"{args.channel_prefix}{i}" for i in range(args.precreated_count)]
     proc = None
     try:
         if args.server_url:
-            ours = Target(args.server_url, "server-url", None)
+            ours = Target(args.server_url, "server-url", args.server_pid, precreated)
         else:
             proc, url = spawn_ours()
             ours = Target(url, "trio-trickle", proc.pid)
-        other = Target(args.compare_url, "compare-url", None) if args.compare_url else None
+        other = None
+        if args.compare_url:
+            other = Target(args.compare_url, "compare-url", args.compare_pid, precreated)
         mine_runs: list[dict[str, float]] = []
         other_runs: list[dict[str, float]] = []
         for _ in range(args.repeat):
@@ -344,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
             emit("server_rss", rss[0], "MiB", ours.label, peak_mib=round(rss[1], 1))
         if other is not None:
             theirs = report(other.label, other_runs, args.quick)
+            rss = rss_mb(other.pid)
+            if rss is not None:
+                emit("server_rss", rss[0], "MiB", other.label, peak_mib=round(rss[1], 1))
             for key, value in mine.items():
                 if theirs.get(key):
                     emit(f"ratio_{key}", value / theirs[key], "ours/other", "ratio")

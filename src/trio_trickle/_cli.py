@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1024,
         help="most channels, 503 beyond (1024; 0: no limit)",
     )
+    server.add_argument(
+        "--ring-size", type=int, default=5, help="segments kept per channel (5; at least 2)"
+    )
 
     serve = commands.add_parser(
         "serve",
@@ -350,6 +353,7 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> None:
         sweep_interval=args.sweep_interval,
         max_segment_bytes=args.max_segment_bytes,
         max_channels=args.max_channels,
+        ring_size=args.ring_size,
     )
     # Ctrl-C and SIGTERM end the block: channels close, waiters get end of stream.
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -117,8 +117,8 @@ class ChannelCore:
 
     @ring_size.validator
     def _check_ring(self, _attribute: object, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError("ring_size must be a positive integer")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ValueError("ring_size must be an integer of at least 2 (TRK-023)")
 
     def __attrs_post_init__(self) -> None:
         self._slots = [None] * self.ring_size

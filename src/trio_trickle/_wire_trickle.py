@@ -191,6 +191,8 @@ class PublishRequestMeta:
 
 
 def _names(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str | bytes):  # a lone name is not a list of one-letter names
+        raise InvalidMessage("channel names must be given as a list, not a string")
     return tuple(value)
 
 

@@ -136,6 +136,8 @@ def test_channel_change_round_trip(change: ChannelChange) -> None:
 @pytest.mark.spec("TRK-085", "TRK-086")
 def test_channel_change_exact_form() -> None:
     assert ChannelChange(added=("_changes",)).to_bytes() == b'{"added":["_changes"]}'
+    with pytest.raises(InvalidMessage):  # a string is not a list of one-letter names
+        ChannelChange(added="abc")  # type: ignore[arg-type]
     assert ChannelChange(removed=("a",)).to_wire() == {"removed": ["a"]}
 
 

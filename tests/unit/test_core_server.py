@@ -157,3 +157,11 @@ def test_a_refused_post_does_not_apply_its_reset() -> None:
     assert not segment0.closed  # the refused Reset closed nothing
     assert first.attached
     assert channel.version == version
+
+
+@pytest.mark.spec("TRK-023")
+@pytest.mark.parametrize("ring", [0, 1, True, 2.5])
+def test_a_channel_ring_holds_at_least_two_segments(ring: object) -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        ChannelCore(name="c", ring_size=ring)  # type: ignore[arg-type]
+    assert ChannelCore(name="c", ring_size=2).ring_size == 2
