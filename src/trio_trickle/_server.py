@@ -320,6 +320,9 @@ class TrickleServer:
             await _send_answer(send, Answer(status=200, headers=head, body=value.encode()))
         elif op is Operation.PUBLISH:
             meta = PublishRequestMeta.from_wire(headers)
+            assert target.seq is not None
+            # A bad seq is refused before anything happens (no channel autocreated).
+            seq = parse_seq(target.seq, lowest=-1)
             if (
                 self.before_create is not None
                 and self.config.autocreate
@@ -329,8 +332,6 @@ class TrickleServer:
                 await self._run_hook(self.before_create, target.channel, headers)
             channel = self.core.for_publish(target.channel, meta.content_type, now=self._now())
             self._announce()
-            assert target.seq is not None
-            seq = parse_seq(target.seq, lowest=-1)
             await self._publish(channel, seq, meta, receive, send)
         elif op is Operation.SUBSCRIBE:
             channel = self.core.get(target.channel)

@@ -206,3 +206,17 @@ async def test_shutdown_with_live_streams_completes_everyone() -> None:
     assert b"lp-trickle-closed: terminated" in lowered
     assert b"connection: close" in lowered
     assert b"lp-trickle-seq: 1" in lowered
+
+
+@pytest.mark.spec("TRK-026")
+@pytest.mark.parametrize("seq", ["abc", "+1", "-3", "1" * 19])
+async def test_a_bad_seq_autocreates_nothing(seq: str) -> None:
+    with trio.fail_after(10):
+        async with (
+            open_trickle_server(ServerConfig(autocreate=True)) as handle,
+            httpx.AsyncClient() as client,
+        ):
+            response = await client.post(handle.url + f"fresh/{seq}", content=b"x")
+            assert response.status_code == 400
+            assert response.text == "Invalid idx\n"  # as go-livepeer's http.Error writes it
+            assert "fresh" not in handle.server.core.channels
