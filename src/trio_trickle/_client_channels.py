@@ -152,14 +152,18 @@ class JsonSegmentWriter(_Wrapper):
 
 
 class JsonSegmentReader(_Wrapper):
-    """Yields the JSON object of each segment: ``async for obj in reader``."""
+    """Yields the JSON object of each segment: ``async for obj in reader``.
+
+    Control keepalives (``{"keep":"alive"}``) are dropped (CHN-006); pass
+    ``skip_keepalive=False`` to see them (e.g. to watch a publisher's liveness).
+    """
 
     def __init__(
         self,
         target: TrickleSubscriber | str,
         *,
         max_bytes: int | None = DEFAULT_MAX_SEGMENT_BYTES,
-        skip_keepalive: bool = False,
+        skip_keepalive: bool = True,
         skip_invalid: bool = False,
         start_seq: int = SEQ_CURRENT,
         client: httpx.AsyncClient | None = None,

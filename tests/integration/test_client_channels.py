@@ -68,9 +68,9 @@ async def test_json_reader_limits_skips_and_reports(served: ServedTrickle) -> No
             await pub.write_segment(b"")  # 1: empty, skipped
             await pub.write_segment(b" \n ")  # 2: whitespace only, skipped
             await pub.write_segment(b"{not json")  # 3: invalid
-            await writer.write(KeepAlive())  # 4: keepalive, skipped when asked
+            await writer.write(KeepAlive())  # 4: keepalive, skipped by default
             await writer.write({"keep": "alive", "prompt": "x"})  # 5: not a keepalive
-            reader = JsonSegmentReader(sub, max_bytes=4096, skip_keepalive=True)
+            reader = JsonSegmentReader(sub, max_bytes=4096)
             with pytest.raises(PayloadTooLarge, match="4096"):
                 await reader.__anext__()
             with pytest.raises(InvalidMessage):
