@@ -19,6 +19,7 @@ from trio_trickle._client_publisher import TricklePublisher
 from trio_trickle._client_subscriber import TrickleSubscriber
 from trio_trickle._core_server import ServerConfig
 from trio_trickle._errors import InvalidMessage, PayloadTooLarge
+from trio_trickle._wire_channel_events import EventEnvelope, StatusEvent, decode_event
 from trio_trickle._wire_channels import ControlMessage, KeepAlive
 
 FAST = ClientTimeouts(connect=2.0, headers=2.0, body=2.0, queue=1.0, close=2.0)
@@ -179,3 +180,54 @@ async def test_jsonl_limits(served: ServedTrickle) -> None:
             with pytest.raises(PayloadTooLarge):
                 await reader.__anext__()
             assert await reader.__anext__() == {"small": True}
+
+
+@pytest.mark.spec("CHN-013", "CHN-014", "CHN-015", "CHN-016", "CHN-017", "CHN-018")
+@pytest.mark.spec("CHN-023", "CHN-024", "CHN-038")
+async def test_an_events_channel_read_the_way_a_gateway_reads_it(served: ServedTrickle) -> None:
+    """Raw segments a peer might publish, read back over a real server and decoded."""
+    url = served.create("ch-events", "application/json")
+    segments = [
+        # 0: our envelope; unknown members kept
+        b'{"queue_event_type":"ai_stream_events","event":{"type":"hello","x":{"y":1}}}',
+        b'{"type":"bare","n":2}',  # 1: a bare event object
+        b'{"queue_event_type":"anything","event":{"type":"status",'  # 2: status wins
+        b'"timestamp":1700000000000,"input_status":{"fps":29.5}}}',
+        b'{"queue_event_type":"","event":{"type":"other"}}',  # 3: empty topic
+        b'{"queue_event_type":5,"event":{"type":"t"}}',  # 4: topic not a string
+        b'{"event":[1]}',  # 5: event not an object
+        b"not json",  # 6
+        b"[" * 70 + b"]" * 70,  # 7: nested too deep
+        b'{"type":"x","s":"\\ud800"}',  # 8: a lone surrogate
+        b'{"queue_event_type":"ai_stream_events","event":{"type":"last"}}',  # 9
+    ]
+    decoded: list[EventEnvelope | str] = []
+    with trio.fail_after(5):
+        async with publisher(url) as pub, subscriber(url) as sub:
+            for data in segments:
+                await pub.write_segment(data)
+            async for segment in sub:
+                data = await segment.read_all(limit=1 << 20)
+                try:
+                    envelope = decode_event(data)
+                except InvalidMessage:
+                    decoded.append("invalid")  # never another error: the reader goes on
+                else:
+                    assert envelope is not None
+                    decoded.append(envelope)
+                if len(decoded) == len(segments):
+                    break
+    assert decoded[4:9] == ["invalid"] * 5
+    ours, bare, status, untopical, last = (decoded[i] for i in (0, 1, 2, 3, 9))
+    assert isinstance(ours, EventEnvelope)
+    assert (ours.topic, ours.event) == ("ai_stream_events", {"type": "hello", "x": {"y": 1}})
+    assert isinstance(bare, EventEnvelope)
+    assert (bare.topic, bare.event) == ("ai_stream_events", {"type": "bare", "n": 2})
+    assert isinstance(status, EventEnvelope)
+    assert status.topic == "ai_stream_status"
+    assert StatusEvent.from_wire(status.event).input_fps == 29.5
+    assert StatusEvent.from_wire(status.event).output_fps is None
+    assert isinstance(untopical, EventEnvelope)
+    assert untopical.topic == "ai_stream_events"
+    assert isinstance(last, EventEnvelope)
+    assert last.event == {"type": "last"}

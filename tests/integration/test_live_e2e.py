@@ -95,7 +95,7 @@ class Recorder(Invert):
 
 
 @pytest.mark.spec("RUN-062", "RUN-075", "RUN-078", "RUN-087", "RUN-090", "RUN-091", "RUN-095")
-@pytest.mark.spec("RUN-085", "RUN-096", "RUN-097")
+@pytest.mark.spec("RUN-085", "RUN-096", "RUN-097", "CHN-004", "CHN-007", "CHN-013", "CHN-021")
 async def test_params_events_and_data_reach_their_channels() -> None:
     pipeline = Recorder()
     segments = generate_ts(seconds=2, width=WIDTH, height=HEIGHT, fps=FPS, audio=False)
@@ -127,6 +127,10 @@ async def test_params_events_and_data_reach_their_channels() -> None:
     beats = [e for e in rig.events if e.get("queue_event_type") == "stream_heartbeat"]
     assert len(beats) >= 2
     assert "fps" in beats[-1]["event"]
+    for beat in beats:  # CHN-021 shape, CHN-004 integer epoch milliseconds
+        assert beat["event"]["type"] == "heartbeat"
+        assert isinstance(beat["event"]["timestamp"], int)
+        assert beat["event"]["timestamp"] > 1_600_000_000_000
     # Frames flowed, so a heartbeat states the processing latency (RUN-096, TEL-032).
     latencies = [b["event"].get("latency_ms") for b in beats]
     assert any(isinstance(ms, float) and 0 <= ms < 5000 for ms in latencies), latencies
