@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 from typing import Any, ClassVar
 
 import attrs
@@ -28,6 +29,8 @@ from ._outlet import DropOldestOutlet
 from ._telemetry_runner import TrickleEventsSink
 from ._wire_channel_events import TOPIC_AI_STREAM_EVENTS
 from ._wire_channels import DEFAULT_MAX_SEGMENT_BYTES, DataLine
+
+log = logging.getLogger("trio_trickle.session")
 
 __all__ = [
     "HOOK_NAMES",
@@ -166,8 +169,10 @@ class LivePipeline:
         # are not sent) and the events writer publishes them as they are.
         data = encode_event_segment({"queue_event_type": TOPIC_AI_STREAM_EVENTS, "event": payload})
         outlets = current_outlets.get()
-        if outlets is not None:
-            outlets.events.put(data)
+        if outlets is None:
+            _dropped_outside_session("emit_event")
+            return
+        outlets.events.put(data)
 
     def emit_data(self, record: dict[str, Any]) -> None:
         """Publish ``record`` as one JSONL line on the current session's data channel.
@@ -182,8 +187,26 @@ class LivePipeline:
         line = DataLine(record=record)
         line.to_line()  # raises PayloadTooLarge past the Go gateway's line limit
         outlets = current_outlets.get()
-        if outlets is not None and outlets.data is not None:
+        if outlets is None:
+            _dropped_outside_session("emit_data")
+        elif outlets.data is not None:
             outlets.data.put(line.record)
+
+
+_warned_outside: set[str] = set()
+
+
+def _dropped_outside_session(what: str) -> None:
+    """RUN-094 drops it; say so once per process, since it is easy to do by mistake."""
+    if what in _warned_outside:
+        return
+    _warned_outside.add(what)
+    log.warning(
+        "%s called outside a session's hooks (from setup(), or a thread that did not "
+        "inherit the hook's context): dropped. Call it from a hook, or run your thread's "
+        "function with contextvars.copy_context().run(...) taken inside one.",
+        what,
+    )
 
 
 def _class_attr(cls: type, name: str) -> object | None:

@@ -519,3 +519,20 @@ async def test_slow_on_stream_start_times_out_with_500() -> None:
             with trio.fail_after(3):
                 assert_error(await c.post("/stream/start", json=start_body(trickle, "s")), 500)
             assert (await c.get("/stream/status")).json()["sessions"] == []
+
+
+@pytest.mark.spec("RUN-094")
+def test_an_emit_outside_a_session_is_dropped_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from trio_trickle import _live_pipeline
+
+    _live_pipeline._warned_outside.clear()
+    pipeline = Passthrough()
+    with caplog.at_level("WARNING", logger="trio_trickle.session"):
+        for n in range(3):
+            pipeline.emit_event({"type": "early", "n": n})
+            pipeline.emit_data({"n": n})
+    warned = [r.getMessage() for r in caplog.records if "outside a session" in r.getMessage()]
+    assert len(warned) == 2  # once for emit_event, once for emit_data, not per call
+    assert warned[0].startswith("emit_event")
