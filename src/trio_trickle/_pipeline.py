@@ -166,7 +166,7 @@ class JsonType:
         assert self.model is not None
         try:
             return self.model(**members)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ProtocolError) as exc:  # its converters and validators
             raise _Mismatch.saying(f"{path}: {self.label} refused it: {exc}"[:500]) from None
 
     def schema(self) -> dict[str, Any]:
