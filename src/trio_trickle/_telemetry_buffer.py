@@ -54,7 +54,7 @@ class EventBuffer:
         self._closed = False
         self._lock = threading.Lock()
         self._waiter: trio.Event | None = None
-        self._want = 1
+        self._want: float = 1
         self._poked = False
         self._token: trio.lowlevel.TrioToken | None = None
         self._trio_thread: int | None = None
@@ -183,7 +183,10 @@ class EventBuffer:
                 self._poked = False
                 return
             event = self._waiter = trio.Event()
-            self._want = int(min(min_items, self.capacity))
+            # A finite want above the bound means "when full"; an infinite one (a
+            # backoff or a pause) means only a poke or the deadline may wake it,
+            # never a put into a full buffer that drops its oldest.
+            self._want = min_items if math.isinf(min_items) else min(min_items, self.capacity)
         with trio.move_on_at(deadline):
             await event.wait()
         with self._lock:

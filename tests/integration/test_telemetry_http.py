@@ -673,3 +673,24 @@ async def test_an_unreadable_spool_is_left_alone(tmp_path: Path) -> None:
         await sink.aclose()
     assert (path / "keep").read_bytes() == b"precious"
     assert sink.failed == 1
+
+
+@pytest.mark.spec("TEL-057", "TEL-059")
+async def test_a_full_buffer_does_not_cut_a_backoff_short() -> None:
+    """While the collector says wait, emits into a full buffer drop the oldest; they
+    must not wake the sender into an early retry (one per emit)."""
+    collector = Collector()
+    collector.script = lambda seen: (429, [("Retry-After", "30")]) if seen.index == 0 else (200, [])
+    async with serve(collector) as url:
+        sink = fast_sink(url, max_buffer=20, max_batch_events=5, shutdown_timeout=0.2)
+        with trio.fail_after(10):
+            async with open_sink(sink):
+                for i in range(20):
+                    sink.emit(make_event(i))
+                await until(lambda: len(collector.requests) == 1)
+                for i in range(20, 220):  # the buffer is full: each drops its oldest
+                    sink.emit(make_event(i))
+                    await trio.sleep(0.002)
+                await trio.sleep(0.2)
+                assert len(collector.requests) == 1  # still waiting out the Retry-After
+    assert sink.dropped >= 200
