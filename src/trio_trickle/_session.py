@@ -121,16 +121,22 @@ class SessionSettings:
 
 
 def _vram() -> dict[str, float]:
-    """GPU memory in MB when torch is loaded and sees a GPU (TEL-032)."""
+    """GPU memory in MB of the current device, when torch is loaded and sees a GPU
+    (TEL-032, Scope's names). A failing CUDA query costs the fields, never the stream."""
     torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available():
-        return {}
     mb = 1024 * 1024
-    return {
-        "vram_used_mb": round(torch.cuda.memory_allocated() / mb, 1),
-        "vram_reserved_mb": round(torch.cuda.memory_reserved() / mb, 1),
-        "vram_total_mb": round(torch.cuda.get_device_properties(0).total_memory / mb, 1),
-    }
+    try:
+        if torch is None or not torch.cuda.is_available():
+            return {}
+        device = torch.cuda.current_device()
+        return {
+            "vram_allocated_mb": round(torch.cuda.memory_allocated(device) / mb, 1),
+            "vram_reserved_mb": round(torch.cuda.memory_reserved(device) / mb, 1),
+            "vram_total_mb": round(torch.cuda.get_device_properties(device).total_memory / mb, 1),
+        }
+    except Exception as exc:  # a CUDA error here must not reach the heartbeat
+        log.debug("VRAM query failed: %s", exc)
+        return {}
 
 
 #: What waits in the telemetry relay queue: captured stream events, encoded
@@ -421,6 +427,8 @@ class Session:
         latency = counters.latency.mean_ms()
         if latency is not None:
             meta["latency_ms"] = latency
+        # Relayed telemetry the bound dropped so far (TEL-043), reported, not just counted.
+        meta["telemetry_dropped"] = self.telemetry_outlet.dropped
         meta.update(_vram())
         self._last_beat = (now, counters.frames_in, counters.frames_out)
         self._telemetry(EVENT_STREAM_HEARTBEAT, **meta)

@@ -104,6 +104,7 @@ async def test_one_stream_yields_the_whole_ordered_lifecycle_at_the_egress_sink(
     assert beats[-1] < order.index("stream_stopped")
     beat_data = [e.to_wire()["data"] for e in relayed if e.name == "stream_heartbeat"]
     assert any(isinstance(d.get("latency_ms"), float) for d in beat_data), beat_data
+    assert all(d["telemetry_dropped"] == 0 for d in beat_data)  # reported, and none lost here
     stream_events = [e for e in relayed if e.session_id is not None]
     assert {e.session_id for e in stream_events} == {stream_events[0].session_id}
     assert {e.connection_id for e in stream_events} == {"tel"}

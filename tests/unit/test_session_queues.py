@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 import pytest
 import trio
 
 from trio_trickle._metrics import LatencyMeter, RateMeter, SessionCounters
 from trio_trickle._outlet import DropOldestOutlet
 from trio_trickle._recent_queue import RecentQueue
-from trio_trickle._session import SessionSettings
+from trio_trickle._session import SessionSettings, _vram
 from trio_trickle._session_manager import StreamManager
 from trio_trickle.examples import Passthrough
 
@@ -112,3 +116,41 @@ def test_manager_timeouts_override_settings_only_when_given() -> None:
     assert (kept.settings.start_timeout, kept.settings.stop_timeout) == (1.5, 0.5)
     overridden = StreamManager(Passthrough(), settings=settings, stop_timeout=2.0)
     assert (overridden.settings.start_timeout, overridden.settings.stop_timeout) == (1.5, 2.0)
+
+
+class _FakeCuda:
+    """Stands in for ``torch.cuda`` on a machine without a GPU (CI has none)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def is_available(self) -> bool:
+        return True
+
+    def current_device(self) -> int:
+        if self.fail:
+            raise RuntimeError("CUDA error: device-side assert triggered")
+        return 1
+
+    def memory_allocated(self, device: int) -> int:
+        return (512 + device) * 1024 * 1024
+
+    def memory_reserved(self, device: int) -> int:
+        return 1024 * 1024 * 1024
+
+    def get_device_properties(self, device: int) -> Any:
+        return types.SimpleNamespace(total_memory=80 * 1024**3)
+
+
+@pytest.mark.spec("TEL-032")
+def test_vram_fields_use_scopes_names_and_a_failing_query_costs_only_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=_FakeCuda()))
+    assert _vram() == {
+        "vram_allocated_mb": 513.0,  # of the current device (1), not device 0
+        "vram_reserved_mb": 1024.0,
+        "vram_total_mb": 81920.0,
+    }
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=_FakeCuda(fail=True)))
+    assert _vram() == {}
