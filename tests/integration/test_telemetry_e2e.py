@@ -105,10 +105,16 @@ async def test_one_stream_yields_the_whole_ordered_lifecycle_at_the_egress_sink(
     beat_data = [e.to_wire()["data"] for e in relayed if e.name == "stream_heartbeat"]
     assert any(isinstance(d.get("latency_ms"), float) for d in beat_data), beat_data
     assert all(d["telemetry_dropped"] == 0 for d in beat_data)  # reported, and none lost here
-    stream_events = [e for e in relayed if e.session_id is not None]
+    # Every event of the stream carries the stream's ids; only the process events
+    # (TEL-044: stamped before any stream existed) carry none.
+    process = {"pipeline_load_start", "pipeline_loaded", "runner_ready"}
+    stream_events = [e for e in relayed if e.name not in process]
+    assert {e.name for e in stream_events} >= set(LIFECYCLE) - process
+    assert stream_events[0].session_id
     assert {e.session_id for e in stream_events} == {stream_events[0].session_id}
     assert {e.connection_id for e in stream_events} == {"tel"}
     assert {e.user_id for e in stream_events} == {"user-7"}
+    assert all(e.session_id is None for e in relayed if e.name in process)
     assert all(e.connection_id == "tel" for e in sink.events if e.name.startswith("gateway_"))
     # Verbatim: exactly the events the runner stamped, ids and timestamps unchanged.
     stamped = {e.id: e.to_wire() for e in telemetry.stamped}

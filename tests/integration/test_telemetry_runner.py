@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -164,6 +165,17 @@ class EmitsTelemetry(LivePipeline):
         self.sent.append(event.id)
         assert sink.failed == 1
 
+    def process_video(self, frame: VideoFrame) -> VideoFrame:
+        # A sync hook runs in a worker thread: the stream's sink is found and safe there.
+        if len(self.sent) == 1:
+            assert threading.current_thread() is not threading.main_thread()
+            sink = current_telemetry_sink()
+            assert sink is not None
+            event = RunnerTelemetry(connection_info={}).stamp("frame_seen", connection_id="t")
+            sink.emit(event)
+            self.sent.append(event.id)
+        return frame
+
 
 @pytest.mark.spec("TEL-040", "TEL-047", "TEL-039")
 async def test_runner_code_relays_its_own_events_through_the_stream_sink() -> None:
@@ -176,12 +188,18 @@ async def test_runner_code_relays_its_own_events_through_the_stream_sink() -> No
             nursery.start_soon(read_stream_events, rig.url("t", "-events"), sink)
             start = await rig.http.post(rig.runner.url + "/stream/start", json=rig.start_body("t"))
             assert start.status_code == 200
+            await rig.publish(
+                "t", generate_ts(seconds=1, width=64, height=48, fps=30, audio=False), 0.2
+            )
+            with trio.fail_after(5):
+                while len(pipeline.sent) < 2:
+                    await trio.sleep(0.02)
             await rig.http.post(rig.runner.url + "/stream/stop")
             with trio.fail_after(5):
                 while not any(e.name == "session_closed" for e in sink.events):
                     await trio.sleep(0.02)
             nursery.cancel_scope.cancel()
-    relayed = [e for e in sink.events if e.name == "model_warmed"]
+    relayed = [e for e in sink.events if e.name in ("model_warmed", "frame_seen")]
     assert [e.id for e in relayed] == pipeline.sent
 
 
