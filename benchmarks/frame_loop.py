@@ -10,8 +10,9 @@ For each resolution, in one run:
 * ``frame_latency``: p50/p99 from a frame's bytes being published to the
   processed frame being decoded from the output channel (matched by pts);
 * optionally the same with a telemetry flood (``--flood N``): N telemetry events
-  stamped in one burst from a worker thread while the stream runs, to show the
-  media path does not slow down; the relay's drops are reported.
+  stamped in one burst from a worker thread, started when the first output frame
+  arrives so it lands in the measured window, to show the media path does not
+  slow down; the relay's drops are reported.
 
 Then, once: ``stop_latency`` p50/p99 over ``--sessions`` start/stop cycles, each
 stopped while frames flow, and ``start_to_first_output`` (``/stream/start`` to the
@@ -125,9 +126,11 @@ async def _stream_once(
                     async for frame in frames_rx:
                         if isinstance(frame, VideoFrame):
                             arrived.setdefault(frame.pts, time.monotonic())
+                            first_output.set()
             done.set()
 
         flooded = {"dropped": 0}
+        first_output = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_output)
             manager = runner.manager
@@ -140,7 +143,12 @@ async def _stream_once(
                         session._telemetry("bench_flood", n=index)
                     flooded["dropped"] = session.telemetry_outlet.dropped
 
-                nursery.start_soon(trio.to_thread.run_sync, burst)
+                async def burst_once_frames_flow() -> None:
+                    # Inside the measured window (its first 10% is the warm-up), not before.
+                    await first_output.wait()
+                    await trio.to_thread.run_sync(burst)
+
+                nursery.start_soon(burst_once_frames_flow)
             per_segment = max(1, len(pts_list) // max(1, len(segments)))
             pts_iter = iter(pts_list)
             async with TricklePublisher(
