@@ -267,21 +267,29 @@ class MediaGraph:
         re-anchors after a long backwards jump (an input restart), which a guard
         here would turn into dropping every later frame.
         """
-        session = self._session
         try:
             result = await call_hook(hook, frame)
         except Exception as exc:  # RUN-082: drop the frame, keep the stream
-            session.counters.dropped += 1
-            self._hook_failures += 1
-            message = f"{hook.__name__} failed: {type(exc).__name__}"
-            log.warning("session %s: %s", session.id, message, exc_info=True)
-            session.report_error(message)
-            self._error_event(message)
-            if self._hook_failures >= session.settings.max_hook_failures:
-                session.fail(f"{message} ({self._hook_failures} frames in a row)")
+            self._hook_failed(f"{hook.__name__} failed: {type(exc).__name__}", exc)
+            return None
+        if result is not None and not isinstance(result, type(frame)):
+            # Refused here, as the hook's failure, not later inside the encoder.
+            kinds = f"not {type(frame).__name__} or None"
+            self._hook_failed(f"{hook.__name__} returned {type(result).__name__}, {kinds}")
             return None
         self._hook_failures = 0
         return result
+
+    def _hook_failed(self, message: str, exc: Exception | None = None) -> None:
+        """Drop the frame, report it, and stop the stream after too many in a row (RUN-118)."""
+        session = self._session
+        session.counters.dropped += 1
+        self._hook_failures += 1
+        log.warning("session %s: %s", session.id, message, exc_info=exc)
+        session.report_error(message)
+        self._error_event(message)
+        if self._hook_failures >= session.settings.max_hook_failures:
+            session.fail(f"{message} ({self._hook_failures} frames in a row)")
 
     def _error_event(self, message: str) -> None:
         """A recoverable processing error on the events channel, rate-limited (RUN-083)."""

@@ -13,6 +13,8 @@ from tests.integration.live_harness import live_rig
 from tests.integration.test_telemetry_e2e import CollectingSink
 from trio_trickle._gateway_events import read_stream_events
 from trio_trickle._live_pipeline import LivePipeline, current_telemetry_sink
+from trio_trickle._media_decode import decode_segments
+from trio_trickle._media_encode_settings import EncoderSettings
 from trio_trickle._media_frames import VideoFrame
 from trio_trickle._media_testsrc import generate_ts
 from trio_trickle._serve import open_runner
@@ -229,3 +231,64 @@ async def test_a_broken_input_is_a_media_input_loop_failure() -> None:
     assert stopped.metadata["reason"] in ("input_gone", "failed")
     assert stopped.error is not None
     assert stopped.error.error_type == "stream_failed"
+
+
+class WrongTypeOnce(Invert):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def process_video(self, frame: VideoFrame) -> VideoFrame:
+        self.calls += 1
+        if self.calls == 3:
+            return "not a frame"  # type: ignore[return-value]
+        return super().process_video(frame)
+
+
+@pytest.mark.spec("RUN-082")
+async def test_a_hook_returning_the_wrong_type_drops_that_frame_only() -> None:
+    sink = CollectingSink()
+    segments = generate_ts(seconds=1, width=64, height=48, fps=30, audio=False)
+    with trio.fail_after(30):
+        async with live_rig(WrongTypeOnce()) as rig, trio.open_nursery() as nursery:
+            assert (await rig.start("w")).status_code == 200  # also reads the output
+            nursery.start_soon(read_stream_events, rig.url("w", "-events"), sink)
+            await rig.publish("w", segments, 0.2)
+            rig.trickle.server.delete_channel("w")
+            with trio.fail_after(10):
+                while not any(e.name == "session_closed" for e in sink.events):
+                    await trio.sleep(0.02)
+            rig.trickle.server.delete_channel("w-out")
+            await trio.sleep(0.2)
+            nursery.cancel_scope.cancel()
+    errors = [e.error for e in sink.events if e.name == "error" and e.error is not None]
+    assert any("returned str, not VideoFrame" in (err.message or "") for err in errors), errors
+    stopped = next(e for e in sink.events if e.name == "stream_stopped")
+    assert stopped.metadata["reason"] in ("input_ended", "input_gone")  # it kept running
+    video = [f for f in decode_segments(rig.output) if isinstance(f, VideoFrame)]
+    assert len(video) == 29  # only the third frame is missing
+
+
+@pytest.mark.spec("TEL-036")
+async def test_an_encoder_that_cannot_open_is_a_media_output_loop_failure() -> None:
+    sink = CollectingSink()
+    settings = SessionSettings(
+        heartbeat_interval=0.5, device="cpu", encoder=EncoderSettings(codec="no_such_codec")
+    )
+    segments = generate_ts(seconds=1, width=64, height=48, fps=30, audio=False)
+    with trio.fail_after(30):
+        async with live_rig(Invert(), settings=settings) as rig, trio.open_nursery() as nursery:
+            rig.create_channels("o")
+            nursery.start_soon(read_stream_events, rig.url("o", "-events"), sink)
+            start = await rig.http.post(rig.runner.url + "/stream/start", json=rig.start_body("o"))
+            assert start.status_code == 200
+            await rig.publish("o", segments, 0.2)
+            with trio.fail_after(10):
+                while not any(e.name == "session_closed" for e in sink.events):
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+    errors = [e.error for e in sink.events if e.name == "error" and e.error is not None]
+    assert any(
+        err.error_type == "media_output_loop_failed" and not err.recoverable for err in errors
+    ), errors
+    stopped = next(e for e in sink.events if e.name == "stream_stopped")
+    assert stopped.metadata["reason"] == "failed"
