@@ -17,6 +17,7 @@ the stream correlates (TEL-017..019).
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import sys
@@ -55,7 +56,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def connection_info_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def connection_info_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``connection_info`` from configuration and environment (TEL-020).
 
     ``gpu_type`` is the GPU model torch reports when torch is already loaded
@@ -63,14 +64,18 @@ def connection_info_from_env(environ: Mapping[str, str] | None = None) -> dict[s
     ``none``; on fal, Scope's region, runner id and log labels are added.
     """
     env = os.environ if environ is None else environ
-    info = {"gpu_type": env.get("TRIO_TRICKLE_GPU_TYPE") or _gpu_name() or "none"}
+    info: dict[str, Any] = {"gpu_type": env.get("TRIO_TRICKLE_GPU_TYPE") or _gpu_name() or "none"}
     if env.get("NOMAD_DC"):
         info["fal_region"] = env["NOMAD_DC"]
     runner = env.get("FAL_JOB_ID") or env.get("FAL_RUNNER_ID")
     if runner:
         info["fal_runner_id"] = runner
-    if env.get("FAL_LOG_LABELS"):
-        info["fal_log_labels"] = env["FAL_LOG_LABELS"]
+    labels = env.get("FAL_LOG_LABELS")
+    if labels:
+        try:  # JSON as Scope reads it, else the raw string (TEL-020)
+            info["fal_log_labels"] = json.loads(labels)
+        except ValueError:
+            info["fal_log_labels"] = labels
     return info
 
 

@@ -151,6 +151,11 @@ def test_connection_info_and_client_source() -> None:
     )
     assert info == {"gpu_type": "H100", "fal_region": "us-east", "fal_runner_id": "r1"}
     assert set(connection_info_from_env({})) == {"gpu_type"}
+    labelled = connection_info_from_env({"FAL_LOG_LABELS": '{"app": "scope", "n": 2}'})
+    assert labelled["fal_log_labels"] == {"app": "scope", "n": 2}  # parsed, as Scope does
+    assert connection_info_from_env({"FAL_LOG_LABELS": "a=b"})["fal_log_labels"] == "a=b"
+    event = RunnerTelemetry(connection_info=labelled).stamp("probe", connection_id="c")
+    assert event.to_wire()["data"]["connection_info"]["fal_log_labels"] == {"app": "scope", "n": 2}
     assert RunnerTelemetry(connection_info={}).client_source == "trio-trickle"
 
 
