@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -406,6 +407,9 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
     from ._demo import DemoOptions, run_demo
 
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if os.environ.get("TRIO_TRICKLE_TELEMETRY") == "log":  # the log egress asked for: show it
+        logging.getLogger("trio_trickle.telemetry").setLevel(logging.INFO)
     options = DemoOptions(
         seconds=args.seconds,
         width=args.width,

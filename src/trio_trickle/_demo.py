@@ -14,7 +14,6 @@ matched by presentation timestamp, which the runner preserves end to end.
 
 from __future__ import annotations
 
-import json
 import secrets
 import statistics
 import sys
@@ -32,6 +31,7 @@ from ._client_publisher import TricklePublisher
 from ._client_subscriber import TrickleSubscriber
 from ._core_server import ServerConfig
 from ._errors import ChannelClosed
+from ._gateway_events import gateway_connection, read_stream_events
 from ._live_pipeline import LivePipeline
 from ._media_decode import decode_segments, decode_ts
 from ._media_frames import AudioFrame, VideoFrame
@@ -39,6 +39,8 @@ from ._media_testsrc import generate_ts, live_pieces
 from ._serve import open_runner
 from ._server import TrickleServerHandle, open_trickle_server
 from ._session import SessionSettings
+from ._telemetry_sinks import FanoutSink, NullSink, TelemetrySink, open_sink, select_sink
+from ._wire_telemetry import TelemetryEvent
 
 __all__ = ["DemoOptions", "DemoReport", "run_demo", "write_png"]
 
@@ -69,7 +71,11 @@ class DemoReport:
     audio_out: int = 0
     seconds: float = 0.0
     latencies_ms: list[float] = attrs.field(factory=list)
+    #: Stream events (heartbeat, status, stream_stopped, pipeline events) as sent.
     events: list[dict[str, Any]] = attrs.field(factory=list)
+    #: Telemetry that reached the gateway's egress: the runner's relayed lifecycle
+    #: events and the gateway's own connect/disconnect pair.
+    telemetry: list[TelemetryEvent] = attrs.field(factory=list)
     output_bytes: int = 0
 
     @property
@@ -146,8 +152,15 @@ class _Demo:
             response.raise_for_status()
             self.say(f"stream started  {self.mid}: publishing {self.total_frames} frames")
             self.started = time.monotonic()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.read_events, trickle, http)
+            # The gateway's egress: what the environment configures (nothing by default,
+            # see select_sink) plus the report's own copy.
+            collected = _Collected(self.report.telemetry)
+            async with (
+                open_sink(FanoutSink([collected, select_sink()])) as egress,
+                gateway_connection(egress, connection_id=self.mid),
+                trio.open_nursery() as nursery,
+            ):
+                nursery.start_soon(self.read_events, egress, self.channel(trickle, "-events"), http)
                 nursery.start_soon(self.read_output, trickle, http)
                 nursery.start_soon(self.show_progress)
                 await self.publish(trickle, http, segments)
@@ -224,21 +237,17 @@ class _Demo:
                     self.output_frames[frame.pts] = frame.tensor.cpu().numpy()
         self.output_done.set()
 
-    async def read_events(self, trickle: TrickleServerHandle, http: httpx.AsyncClient) -> None:
-        try:
-            async with TrickleSubscriber(
-                self.channel(trickle, "-events"), start_seq=0, client=http
-            ) as subscriber:
-                async for segment in subscriber:
-                    data = await segment.read_all(limit=1 << 20)
-                    if not data:
-                        continue
-                    envelope = json.loads(data)
-                    self.report.events.append(envelope)
-                    if envelope.get("event", {}).get("type") == "stream_stopped":
-                        self.stopped.set()
-        except ChannelClosed:
-            pass
+    async def read_events(
+        self, egress: TelemetrySink, events_url: str, http: httpx.AsyncClient
+    ) -> None:
+        """Read the events channel as a gateway does: telemetry to the egress sink."""
+
+        def on_event(envelope: dict[str, Any]) -> None:
+            self.report.events.append(envelope)
+            if envelope.get("event", {}).get("type") == "stream_stopped":
+                self.stopped.set()
+
+        await read_stream_events(events_url, egress, on_event=on_event, client=http)
 
     async def show_progress(self) -> None:
         if not self.options.progress:
@@ -271,8 +280,8 @@ class _Demo:
             after = self.output_frames[middle.pts]
             gap = np.full((before.shape[0], 8, 3), 255, np.uint8)
             write_png(options.png, np.concatenate([before, gap, after], axis=1))
-        telemetry = [e for e in self.report.events if e.get("type") == "telemetry"]
-        stream = [e for e in self.report.events if e.get("type") != "telemetry"]
+        stream = [_event_name(e) for e in self.report.events]
+        telemetry = [e.name for e in self.report.telemetry]
         self.say(f"stream events ({len(stream)}): {_in_order(stream)}")
         self.say(f"telemetry ({len(telemetry)}): {_in_order(telemetry)}")
         stopped = [
@@ -284,11 +293,22 @@ class _Demo:
             self.say(f"stream stopped: reason={stopped[-1].get('reason')}")
 
 
-def _in_order(envelopes: list[dict[str, Any]]) -> str:
+class _Collected(NullSink):
+    """An egress member that keeps what it is given, for the demo's report."""
+
+    def __init__(self, into: list[TelemetryEvent]) -> None:
+        super().__init__()
+        self._into = into
+
+    def emit(self, event: TelemetryEvent) -> None:
+        super().emit(event)
+        self._into.append(event)
+
+
+def _in_order(names: list[str]) -> str:
     """Event names in arrival order, repeats folded: ``status x3``."""
     runs: list[tuple[str, int]] = []
-    for envelope in envelopes:
-        name = _event_name(envelope)
+    for name in names:
         if runs and runs[-1][0] == name:
             runs[-1] = (name, runs[-1][1] + 1)
         else:
@@ -297,15 +317,9 @@ def _in_order(envelopes: list[dict[str, Any]]) -> str:
 
 
 def _event_name(envelope: dict[str, Any]) -> str:
-    """What an events-channel segment is: its event type, or for relayed telemetry
-    (``{"type": "telemetry", "event": <stream_trace>}``) the lifecycle event's name."""
+    """An events-channel segment's event type."""
     event = envelope.get("event")
-    if not isinstance(event, dict):
-        return "?"
-    data = event.get("data")
-    if envelope.get("type") == "telemetry" and isinstance(data, dict) and "type" in data:
-        return str(data["type"])
-    return str(event.get("type", "?"))
+    return str(event.get("type", "?")) if isinstance(event, dict) else "?"
 
 
 async def run_demo(

@@ -46,7 +46,16 @@ async def test_demo_streams_inverted_video_with_audio_and_writes_its_files(tmp_p
     lines = out.getvalue().splitlines()
     telemetry = next(line for line in lines if line.startswith("telemetry ("))
     assert "runner_ready" in telemetry
-    assert telemetry.endswith("stream_stopped, session_closed")
+    assert telemetry.endswith("stream_stopped, session_closed, gateway_disconnected")
+    # The events channel was read as a gateway reads it: the relayed lifecycle and the
+    # gateway's own pair reached the egress, all of the stream sharing its connection id.
+    names = [e.name for e in report.telemetry]
+    assert names[0] == "gateway_connected"
+    assert {"session_created", "stream_started", "playback_ready", "session_closed"} <= set(names)
+    mid = report.telemetry[0].connection_id
+    assert mid is not None
+    assert mid.startswith("demo-")
+    assert all(e.connection_id == mid for e in report.telemetry if e.session_id is not None)
     summary = lines[-1]
     assert summary.startswith("demo: 60/60 frames back")
 
