@@ -1,6 +1,7 @@
 """Serving a runner: ``serve()`` for a process, ``open_runner()`` for tests and embedding.
 
-Both put a :class:`RunnerApp` on hypercorn's trio worker. Shutdown is graceful
+Both put a :class:`RunnerApp` on hypercorn's HTTP/1.1 protocol through
+:func:`~trio_trickle._http_serve.serve_asgi` (each connection contained). Shutdown is graceful
 in one order: stop accepting, let in-flight requests finish (``graceful_timeout``),
 then the ASGI lifespan shutdown stops every session with reason ``shutdown``
 (RUN-105) before the server returns. ``serve()`` starts that on the first
@@ -23,11 +24,11 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import hypercorn.config
-import hypercorn.trio
 import trio
 
 from ._errors import TrickleError
 from ._gc import freeze_gc_for_serving
+from ._http_serve import ConnectionStats, HttpTimeouts, serve_asgi
 from ._live_pipeline import LivePipeline
 from ._pipeline import Pipeline
 from ._runner_app import RunnerApp
@@ -47,8 +48,10 @@ class InvalidTarget(TrickleError, ValueError):
 class RunnerHandle:
     """A runner being served: where to reach it and what it runs."""
 
-    def __init__(self, *, app: RunnerApp, url: str) -> None:
+    def __init__(self, *, app: RunnerApp, url: str, connections: ConnectionStats) -> None:
         self.app = app
+        #: Counters of the HTTP connections served (opened, closed, failed, timed out).
+        self.connections = connections
         #: ``http://HOST:PORT``, no trailing slash.
         self.url = url
 
@@ -83,6 +86,7 @@ async def open_runner(
     token: str | None = None,
     model_id: str | None = None,
     graceful_timeout: float = 2.0,
+    timeouts: HttpTimeouts | None = None,
     freeze_gc: bool = False,
     **manager_options: Any,
 ) -> AsyncIterator[RunnerHandle]:
@@ -103,19 +107,22 @@ async def open_runner(
             pipeline, capacity=capacity, token=token, model_id=model_id, **manager_options
         )
     shutdown = trio.Event()
+    stats = ConnectionStats()
     async with trio.open_nursery() as nursery:
         run_server = functools.partial(
-            hypercorn.trio.serve,
-            app,  # type: ignore[arg-type]  # hypercorn types ASGI messages as TypedDicts
+            serve_asgi,
+            app,
             _hypercorn_config(host, port, graceful_timeout),
             shutdown_trigger=shutdown.wait,
+            timeouts=timeouts,
+            stats=stats,
         )
         binds: list[str] = await nursery.start(run_server)
         freezer = trio.CancelScope()
         if freeze_gc:
             nursery.start_soon(_freeze_after_setup, app, freezer)
         try:
-            yield RunnerHandle(app=app, url=binds[0])
+            yield RunnerHandle(app=app, url=binds[0], connections=stats)
         finally:
             freezer.cancel()  # a setup still running must not hold the exit
             shutdown.set()

@@ -42,7 +42,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import hypercorn.config
-import hypercorn.trio
 import trio
 import trio.lowlevel
 
@@ -57,6 +56,7 @@ from ._core_server import (
 )
 from ._errors import InvalidMessage, ProtocolError, SegmentGone
 from ._gc import freeze_gc_for_serving
+from ._http_serve import ConnectionStats, HttpTimeouts, serve_asgi
 from ._wire_trickle import (
     HEADER_EXPECT_CONTENT,
     HEADER_LATEST,
@@ -92,6 +92,9 @@ def _stamp(key: _WaitKey) -> int:
         return key.size * 2 + key.closed
     return int(key.attached)
 
+
+#: Largest request head accepted (bytes): hypercorn's default; go-livepeer's clients send < 1 KiB.
+MAX_HEAD_BYTES = 16 * 1024
 
 #: A relay hop slower than this (seconds) means the scheduler is busy with other
 #: work; the relay then wakes everyone left at once (see the module docstring).
@@ -486,17 +489,16 @@ def _hypercorn_config(host: str, port: int, graceful_timeout: float) -> hypercor
     config.errorlog = logging.getLogger("trio_trickle.hypercorn")
     config.graceful_timeout = graceful_timeout
     # Segments are long polls: a waiting GET or a preconnected POST may send
-    # nothing for minutes, so no read timeout. keep_alive_timeout is another
-    # matter: it only runs between requests (a GET parked 3 s under a 1 s
-    # timeout was served), and hypercorn's trio worker keeps a connection the
-    # client closed while idle (its task, its fd, ~100 tracked objects) until
-    # it expires: three quick benchmark runs left 148 such sockets and 15k
-    # objects behind, which every full collection walks (a 2 s timeout freed
-    # them all within 4 s). At 600 s a busy server piled them up for minutes.
-    # 120 s outlasts the idle expiry of the clients we know (ours 60 s, Go's
-    # http.Transport 90 s), so the client closes first and never races us.
-    config.keep_alive_timeout = 120
+    # nothing for minutes, so no read timeout. Idle and half-sent connections
+    # are bounded by HttpTimeouts instead (see _http_serve): with hypercorn's
+    # own timer a client-closed keep-alive connection stayed (its task, its fd,
+    # ~100 tracked objects) until the keep-alive timeout; three quick benchmark
+    # runs left 148 such sockets and 15k objects behind, which every full
+    # collection walks. They now end at the client's EOF.
     config.read_timeout = None
+    # Request heads are small (go-livepeer's clients send < 1 KiB); 16 KiB is
+    # hypercorn's default bound and answers 431/400 beyond.
+    config.h11_max_incomplete_size = MAX_HEAD_BYTES
     # Go's server sends no Server header either; h11 validates every header of
     # every head, and this one cost 2-8 us per response head here.
     config.include_server_header = False
@@ -512,6 +514,7 @@ async def open_trickle_server(
     before_create: BeforeHook | None = None,
     before_delete: BeforeHook | None = None,
     graceful_timeout: float = 2.0,
+    timeouts: HttpTimeouts | None = None,
     freeze_gc: bool = False,
 ) -> AsyncIterator[TrickleServerHandle]:
     """Serve a trickle server on ``host:port`` for the duration of the block.
@@ -521,7 +524,7 @@ async def open_trickle_server(
 
     ``freeze_gc`` is for a process that only serves (the command line); see
     :func:`~trio_trickle._gc.freeze_gc_for_serving`. It is process-wide, hence off by default for
-    embedders and tests.
+    embedders and tests. ``timeouts`` bounds idle and half-sent connections.
     """
     server = TrickleServer(config, before_create=before_create, before_delete=before_delete)
     shutdown = trio.Event()
@@ -531,19 +534,22 @@ async def open_trickle_server(
         with sweeper:
             await server.run_sweeper()
 
+    stats = ConnectionStats()
     async with trio.open_nursery() as nursery:
         serve = functools.partial(
-            hypercorn.trio.serve,
-            server,  # type: ignore[arg-type]  # hypercorn types ASGI messages as TypedDicts
+            serve_asgi,
+            server,
             _hypercorn_config(host, port, graceful_timeout),
             shutdown_trigger=shutdown.wait,
+            timeouts=timeouts,
+            stats=stats,
         )
         binds: list[str] = await nursery.start(serve)
         if freeze_gc:
             freeze_gc_for_serving()
         nursery.start_soon(sweep)
         try:
-            yield TrickleServerHandle(server=server, root=binds[0])
+            yield TrickleServerHandle(server=server, root=binds[0], connections=stats)
         finally:
             # Channels first, so every waiter completes; then a graceful stop.
             server.close_all()
@@ -554,8 +560,10 @@ async def open_trickle_server(
 class TrickleServerHandle:
     """A served :class:`TrickleServer` and where to reach it."""
 
-    def __init__(self, *, server: TrickleServer, root: str) -> None:
+    def __init__(self, *, server: TrickleServer, root: str, connections: ConnectionStats) -> None:
         self.server = server
+        #: Counters of the HTTP connections served (opened, closed, failed, timed out).
+        self.connections = connections
         #: ``http://127.0.0.1:PORT`` (no path).
         self.root = root
 

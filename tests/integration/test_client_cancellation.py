@@ -251,11 +251,7 @@ async def test_cancel_a_whole_session_at_many_points(rig: Rig) -> None:
             await rig.settled()
 
 
-@pytest.mark.xfail(
-    reason="hypercorn's trio worker keeps a client-closed idle keep-alive connection (its "
-    "socket and task) until keep_alive_timeout, 120 s in _server._hypercorn_config",
-    strict=True,
-)
+@pytest.mark.spec("TRK-112")
 async def test_server_releases_a_closed_keepalive_connection() -> None:
     async with open_trickle_server() as handle:
         handle.server.create_channel("ch", "text/plain")

@@ -1,0 +1,276 @@
+"""Serving an ASGI app on hypercorn's HTTP/1.1 protocol, one contained connection at a time.
+
+Both servers of the project (the trickle server and the runner) are served
+here instead of through ``hypercorn.trio.serve``, for three reasons, each
+found by sending raw bytes at a running server:
+
+1. **A dying client could end the process** (hypercorn#203, open). A request
+   whose client half-closes or dies early makes hypercorn's h11 protocol queue
+   its own error reply (400) from the task reading the socket while the app's
+   task, having finished its response, closes the connection.
+   ``TCPServer._close`` calls ``send_eof`` without taking the connection's
+   send lock, and trio's ``SocketStream.send_eof`` holds the stream's send
+   conflict detector across a checkpoint; the reader's ``send_all`` in that
+   window raises ``trio.BusyResourceError``, which ``protocol_send`` (it
+   catches only Broken/Closed) and ``TCPServer.run`` (only ``OSError``) let
+   out of the connection's task, through ``serve_listeners`` and out of the
+   worker. :class:`_ContainedTCPServer` fixes the race where it happens
+   (``send_eof`` under the send lock; a busy stream counts as closed), and
+   keeps a containment boundary per connection for anything else: a
+   connection's failure ends that connection, is logged once and counted.
+2. **Closed connections were held for the whole keep-alive timeout**: at the
+   peer's EOF the protocol is told, but the idle timer (a task of the
+   connection's nursery) keeps the socket and its task until it fires. Here an
+   EOF between requests ends the connection at once.
+3. **Half-sent request heads were held just as long**: a head must now be
+   complete within ``header_timeout`` of the connection's start or of its
+   first byte after a response.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from math import inf
+from typing import Any
+
+import attrs
+import h11
+import hypercorn.config
+import trio
+from hypercorn.app_wrappers import ASGIWrapper
+from hypercorn.events import Closed, Event, RawData, Updated
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import repr_socket_addr
+
+__all__ = ["ConnectionStats", "HttpTimeouts", "serve_asgi"]
+
+log = logging.getLogger("trio_trickle.http")
+
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{attribute.name} must be a positive number of seconds")
+
+
+@attrs.frozen(kw_only=True)
+class HttpTimeouts:
+    """How long a connection may sit without progress (seconds).
+
+    ``keep_alive`` outlasts the idle expiry of the usual clients (httpx 5 s,
+    aiohttp 15 s, ours 15 s), so they close an idle connection before the server
+    does and never send a request into a closing one. A long poll (a parked GET,
+    a preconnected POST) is not idle: neither bound applies while a request is
+    being answered.
+    """
+
+    #: Idle between requests, before the server closes the connection.
+    keep_alive: float = attrs.field(default=20.0, validator=_positive)
+    #: From a connection's start (or a request's first byte) to its complete head.
+    header: float = attrs.field(default=5.0, validator=_positive)
+
+
+@attrs.define(eq=False)
+class ConnectionStats:
+    """Counters a server keeps about its connections (for tests, logs and metrics)."""
+
+    opened: int = 0
+    closed: int = 0
+    #: Connections ended by an error of the HTTP layer (contained: logged once, counted).
+    failed: int = 0
+    #: Connections closed because a request head did not complete in time.
+    header_timeouts: int = 0
+
+    @property
+    def open(self) -> int:
+        return self.opened - self.closed
+
+
+class _ContainedTCPServer(TCPServer):
+    """hypercorn's trio connection with the fixes described in the module docstring."""
+
+    def __init__(
+        self, *args: Any, stats: ConnectionStats, timeouts: HttpTimeouts, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._stats = stats
+        self._timeouts = timeouts
+        #: The idle timer currently bounds an unfinished request head.
+        self._head_timer = False
+
+    async def run(self) -> None:
+        self._stats.opened += 1
+        try:
+            await super().run()
+        except BaseException as exc:  # the per-connection boundary (hypercorn#203)
+            escaping = self._contain(exc)
+            if escaping is not None:
+                raise escaping from None
+        finally:
+            self._stats.closed += 1
+
+    def _contain(self, exc: BaseException) -> BaseException | None:
+        """Log and count ``exc``; return what must still propagate (cancellation only)."""
+        if isinstance(exc, trio.Cancelled):
+            return exc
+        rest: BaseException | None = exc
+        cancelled: BaseException | None = None
+        if isinstance(exc, BaseExceptionGroup):
+            cancelled, rest = exc.split(trio.Cancelled)
+        if isinstance(rest, KeyboardInterrupt | SystemExit):
+            return exc
+        if rest is not None:
+            self._stats.failed += 1
+            log.info(
+                "connection ended by %s in the HTTP layer (contained)",
+                type(rest).__name__,
+                exc_info=rest if log.isEnabledFor(logging.DEBUG) else None,
+            )
+        return cancelled
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Updated):
+            self._head_timer = False
+        if not isinstance(event, RawData):
+            await super().protocol_send(event)
+            return
+        async with self.send_lock:
+            try:
+                with trio.CancelScope(shield=True):
+                    await self.stream.send_all(event.data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                # Busy: another task is half-closing this stream; the bytes cannot go.
+                await self.protocol.handle(Closed())
+
+    async def _close(self) -> None:
+        # Half-close only while no other task is sending: send_eof must not race a
+        # send_all (the crash of the module docstring). Skipping it when the lock is
+        # busy costs only the courtesy FIN before the close below.
+        try:
+            self.send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            pass
+        else:
+            try:
+                await self.stream.send_eof()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                pass
+            except AttributeError:  # an SSL stream has no half-close
+                pass
+            finally:
+                self.send_lock.release()
+        await self.stream.aclose()
+
+    async def _read_data(self) -> None:
+        await self.idle_task.restart(self._task_group, self._header_timeout)
+        self._head_timer = True
+        while True:
+            try:
+                with trio.fail_after(self.config.read_timeout or inf):
+                    data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                break
+            await self.protocol.handle(RawData(bytes(data)))
+            if data == b"":
+                break
+            if not self._head_timer and self._head_pending():
+                self._head_timer = True
+                await self.idle_task.restart(self._task_group, self._header_timeout)
+        await self.protocol.handle(Closed())
+        # The peer is gone: no request can follow, so nothing is worth waiting for
+        # between requests. A request still being answered keeps the connection.
+        await self.idle_task.stop()
+
+    def _head_pending(self) -> bool:
+        """Bytes of a request head that has not completed are buffered."""
+        connection = getattr(self.protocol.protocol, "connection", None)
+        return (
+            isinstance(connection, h11.Connection)
+            and connection.their_state is h11.IDLE
+            and bool(connection.trailing_data[0])
+        )
+
+    async def _idle_timeout(self) -> None:
+        await self._close_after(self._timeouts.keep_alive)
+
+    async def _header_timeout(self) -> None:
+        if await self._close_after(self._timeouts.header):
+            self._stats.header_timeouts += 1
+            log.debug("closed a connection whose request head did not complete in time")
+
+    async def _close_after(self, seconds: float) -> bool:
+        """Close the connection after ``seconds`` (at once at shutdown); True if it timed out."""
+        with trio.move_on_after(seconds) as waited:
+            await self.context.terminated.wait()
+        with trio.CancelScope(shield=True):
+            await self._initiate_server_close()
+        return waited.cancelled_caught
+
+
+async def serve_asgi(
+    app: ASGIApp,
+    config: hypercorn.config.Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    timeouts: HttpTimeouts | None = None,
+    stats: ConnectionStats | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``config.bind`` (plain HTTP) until ``shutdown_trigger`` returns.
+
+    Starts with the ASGI lifespan startup, reports the bound URLs through
+    ``task_status``, and stops in hypercorn's order: stop accepting, let
+    requests in flight finish within ``config.graceful_timeout``, then the
+    lifespan shutdown.
+    """
+    timeouts = timeouts or HttpTimeouts()
+    stats = stats if stats is not None else ConnectionStats()
+    wrapped = ASGIWrapper(app)  # type: ignore[arg-type]  # hypercorn types ASGI messages as TypedDicts
+    lifespan_state: dict[str, Any] = {}
+    lifespan = Lifespan(wrapped, config, lifespan_state)
+    context = WorkerContext(None)
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        sockets = config.create_sockets()
+        listeners = []
+        binds = []
+        for sock in sockets.insecure_sockets:
+            sock.listen(config.backlog)
+            listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+            binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
+
+        def connection(stream: trio.SocketStream) -> Awaitable[None]:
+            server = _ContainedTCPServer(
+                wrapped,
+                config,
+                context,
+                ConnectionState(lifespan_state.copy()),
+                stream,
+                stats=stats,
+                timeouts=timeouts,
+            )
+            return server.run()
+
+        async with trio.open_nursery() as connections:
+            task_status.started(binds)
+            try:
+                async with trio.open_nursery() as accepting:
+                    accepting.start_soon(
+                        functools.partial(
+                            trio.serve_listeners, connection, listeners, handler_nursery=connections
+                        )
+                    )
+                    await shutdown_trigger()
+                    accepting.cancel_scope.cancel()
+            finally:
+                await context.terminated.set()
+                connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
