@@ -265,6 +265,8 @@ class JsonlWriter(_Wrapper):
         if not self._tasks.is_open:
             raise IllegalTransition("use the writer as `async with JsonlWriter(...)`")
         async with self._lock:
+            if self._tasks.failure is not None:
+                raise self._tasks.failure  # the rotation task crashed: no segment would end
             if self._error is not None:
                 error, self._error = self._error, None
                 raise error

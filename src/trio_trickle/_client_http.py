@@ -11,7 +11,9 @@ Timeouts are *ours*, not httpx's: every request passes an explicit
 have protocol meaning (response headers, body inactivity) with trio deadlines,
 so a wait that ran out can be told apart from a broken connection and handled
 the way spec/trickle.md says (TRK-109). httpx's own failures are mapped to
-:class:`~trio_trickle.TransportError` in one place.
+:class:`~trio_trickle.TransportError` in one place: :data:`HTTP_FAILURES` lists
+what an httpx call raises when a request fails, which is more than
+``httpx.HTTPError`` (a closed client and a closed stream are ``RuntimeError``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ MAX_CONNECTIONS = 1024
 #: Idle keep-alive connections kept for reuse (go-livepeer's transport: 1 minute).
 MAX_KEEPALIVE = 128
 KEEPALIVE_EXPIRY = 60.0
+#: Most bytes of a small response body (``/next``, a POST's answer) kept in memory.
+MAX_SMALL_BODY = 64 * 1024
+
+#: What an httpx call raises for a request that failed. Besides ``HTTPError``:
+#: ``RuntimeError`` for a closed client (and ``httpx.StreamError``, a closed or
+#: consumed stream), ``InvalidURL``. Background tasks must catch all of them, or
+#: the error crashes the nursery the caller's own code runs in.
+HTTP_FAILURES: tuple[type[Exception], ...] = (httpx.HTTPError, httpx.InvalidURL, RuntimeError)
+#: HTTP_FAILURES, or one already mapped.
+_REQUEST_FAILURES: tuple[type[Exception], ...] = (TransportError, *HTTP_FAILURES)
 
 
 def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -95,11 +107,52 @@ def create_http_client(timeouts: ClientTimeouts | None = None) -> httpx.AsyncCli
     )
 
 
-def transport_error(exc: httpx.HTTPError, what: str) -> TransportError:
-    """The TransportError standing for an httpx failure during ``what``."""
+def transport_error(exc: Exception, what: str) -> TransportError:
+    """The TransportError standing for an httpx failure (one of HTTP_FAILURES) during ``what``."""
     kind = type(exc).__name__
     detail = str(exc) or kind
-    return TransportError(f"{what}: {kind}: {detail}")
+    error = TransportError(f"{what}: {kind}: {detail}")
+    error.__cause__ = exc
+    return error
+
+
+def closed_client_error(what: str) -> TransportError:
+    return TransportError(f"{what}: the HTTP client is closed")
+
+
+async def send_request(
+    client: httpx.AsyncClient, request: httpx.Request, what: str
+) -> httpx.Response:
+    """``client.send(request, stream=True)`` raising only TransportError for a failure.
+
+    A closed client fails at once with a clear message (it cannot recover, so
+    retry loops check :attr:`httpx.AsyncClient.is_closed` before waiting).
+    """
+    if client.is_closed:
+        raise closed_client_error(what)
+    try:
+        return await client.send(request, stream=True)
+    except HTTP_FAILURES as exc:
+        if client.is_closed:
+            raise closed_client_error(what) from exc
+        raise transport_error(exc, what) from exc
+
+
+async def read_capped(response: httpx.Response, limit: int = MAX_SMALL_BODY) -> bytes | None:
+    """The body of a streamed response, or None when it exceeds ``limit`` bytes.
+
+    Reads to the end (so the connection can be reused) but keeps at most
+    ``limit`` bytes: a server cannot make a small answer cost unbounded memory.
+    The caller bounds the time and maps the errors (HTTP_FAILURES).
+    """
+    body = bytearray()
+    over = False
+    async for chunk in response.aiter_raw():
+        if len(body) + len(chunk) > limit:
+            over = True
+        else:
+            body += chunk
+    return None if over else bytes(body)
 
 
 def response_meta(headers: Mapping[str, str]) -> SegmentMeta | None:
@@ -117,8 +170,11 @@ async def delete_quietly(
     (the orchestrator may already have removed the channel, or be gone)."""
     with trio.move_on_after(timeouts.close):
         try:
-            response = await client.delete(url, timeout=timeouts.for_request())
-        except httpx.HTTPError as exc:
+            request = client.build_request("DELETE", url, timeout=timeouts.for_request())
+            response = await send_request(client, request, f"{what} {url}")
+            # The body is not wanted; closing drops the connection if there is one.
+            await response.aclose()
+        except _REQUEST_FAILURES as exc:
             log.debug("%s %s failed: %s", what, url, exc)
             return
         if response.status_code != 200:
@@ -135,20 +191,26 @@ async def probe_next_seq(
     """
     url = f"{channel_url}/next"
     response: httpx.Response | None = None
+    body: bytes | None = None
     with trio.move_on_after(timeouts.connect + timeouts.headers):
         try:
-            response = await client.get(url, timeout=timeouts.for_request())
-        except httpx.HTTPError as exc:
+            request = client.build_request("GET", url, timeout=timeouts.for_request())
+            response = await send_request(client, request, f"GET {url}")
+            try:
+                body = await read_capped(response, 64)
+            finally:
+                await response.aclose()
+        except _REQUEST_FAILURES as exc:
             log.debug("GET %s failed, first segment goes to -1: %s", url, exc)
             return None
-    if response is None or response.status_code != 200:
+    if response is None or body is None or response.status_code != 200:
         status = None if response is None else response.status_code
-        log.debug("GET %s answered %s, first segment goes to -1", url, status)
+        log.debug("GET %s answered %s (or too much), first segment goes to -1", url, status)
         return None
     meta = response_meta(response.headers)
     if meta is not None and meta.latest is not None and meta.latest >= 0:
         return meta.latest
-    text = response.text.strip()
+    text = body.decode("ascii", "replace").strip()
     if text.isascii() and text.isdigit() and len(text) <= 18:
         return int(text)
     return None
@@ -159,11 +221,23 @@ def segment_url(channel_url: str, seq: int | str) -> str:
 
 
 def normalize_channel_url(url: str) -> str:
-    """``http://host/base/ch`` without a trailing slash; refuses a URL without a name."""
+    """``http://host/base/ch`` without a trailing slash; refuses a URL without a name.
+
+    Also refuses what httpx cannot request (a bad port, a control character):
+    found here, it is a ValueError for the caller, not a failure of a
+    background task later.
+    """
     url = str(url).rstrip("/")
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https") or "/" not in rest:
         raise ValueError(f"not a trickle channel URL: {url!r}")
+    try:
+        parsed = httpx.URL(url + "/0")
+        port = parsed.port
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a usable trickle channel URL: {url!r}: {exc}") from None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"not a usable trickle channel URL: {url!r}: port {port}")
     return url
 
 
@@ -176,6 +250,11 @@ class OwnedNursery:
     caller alone. The tasks never raise, so closing exits the nursery without
     the caller's exception: a caller's error (or cancellation) propagates as
     itself instead of being wrapped in an ExceptionGroup.
+
+    "Never raise" is enforced: an exception escaping a task (a bug; the tasks
+    map their own failures) would cancel the caller's unrelated code, so it is
+    logged and kept as :attr:`failure` instead, a TransportError that the
+    owner raises from its next call.
     """
 
     def __init__(self) -> None:
@@ -183,6 +262,8 @@ class OwnedNursery:
         self._nursery: trio.Nursery | None = None
         self._scopes: set[trio.CancelScope] = set()
         self._cancelled = False
+        #: The first exception that escaped a task, as the owner should raise it.
+        self.failure: TransportError | None = None
 
     @property
     def is_open(self) -> bool:
@@ -206,14 +287,25 @@ class OwnedNursery:
             scope.cancel()
         self._scopes.add(scope)
 
+        task_name = str(name or getattr(fn, "__qualname__", repr(fn)))
+
         async def run() -> None:
             try:
                 with scope:
                     await fn(*args)
+            except Exception as exc:
+                self._record(task_name, exc)
             finally:
                 self._scopes.discard(scope)
 
-        self._nursery.start_soon(run, name=name or getattr(fn, "__qualname__", repr(fn)))
+        self._nursery.start_soon(run, name=task_name)
+
+    def _record(self, name: str, exc: Exception) -> None:
+        log.error("background task %r failed", name, exc_info=exc)
+        if self.failure is None:
+            failure = TransportError(f"background task {name!r} failed: {exc!r}")
+            failure.__cause__ = exc
+            self.failure = failure
 
     def cancel_all(self) -> None:
         """Cancel every task, now and later (synchronous: usable while cancelled)."""
@@ -324,7 +416,7 @@ class BodyReader:
         self._finished = False
 
     async def next_chunk(self) -> bytes | None:
-        """The next piece of the body, or None at its end; httpx errors propagate."""
+        """The next piece of the body, or None at its end; a failure is TransportError."""
         if self._finished:
             return None
         try:
@@ -332,6 +424,9 @@ class BodyReader:
         except StopAsyncIteration:
             self._finished = True
             return None
+        except HTTP_FAILURES as exc:
+            self._finished = True
+            raise transport_error(exc, "body") from exc
         except BaseException:
             # An exception (cancellation included) has already unwound the chain.
             self._finished = True
@@ -341,7 +436,7 @@ class BodyReader:
         """Close the response and unwind the generator chain; safe while cancelled."""
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + budget
-            with suppress(httpx.HTTPError):
+            with suppress(*HTTP_FAILURES):
                 await self.response.aclose()
             while not self._finished:
                 try:

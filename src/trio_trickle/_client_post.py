@@ -16,7 +16,15 @@ import logging
 import httpx
 import trio
 
-from ._client_http import ClientTimeouts, response_meta, segment_url, transport_error
+from ._client_http import (
+    HTTP_FAILURES,
+    ClientTimeouts,
+    read_capped,
+    response_meta,
+    segment_url,
+    send_request,
+    transport_error,
+)
 from ._errors import ChannelClosed, TransportError, TrickleError
 from ._wire_trickle import HEADER_RESET, SEQ_NEXT, SegmentMeta
 
@@ -26,8 +34,6 @@ log = logging.getLogger("trio_trickle.client.publisher")
 
 #: Chunks a segment's send queue holds before ``write`` waits (back-pressure).
 QUEUE_CHUNKS = 8
-#: Most bytes of a POST response body we read (the server's are a few bytes).
-_MAX_RESPONSE_BODY = 64 * 1024
 
 #: One attempt's result: status (None if no response), metadata, failure.
 Attempt = tuple[int | None, SegmentMeta | None, TrickleError | None]
@@ -128,7 +134,7 @@ async def run_attempts(
                 post.error = None
             return
         post.error = error or TransportError(f"{post.label}: answered {status}")
-        if attempt == 1 and post.bytes_sent == 0:
+        if attempt == 1 and post.bytes_sent == 0 and not client.is_closed:
             log.debug("%s failed before its first byte, retrying once: %s", post.label, error)
             await trio.sleep(retry_delay)
             continue
@@ -138,6 +144,7 @@ async def run_attempts(
 async def _attempt(
     client: httpx.AsyncClient, post: Post, mime_type: str, timeouts: ClientTimeouts
 ) -> Attempt:
+    """One try of ``post``; every failure is in the result, none is raised."""
     headers = {"Content-Type": mime_type}
     if post.reset:
         headers[HEADER_RESET] = "1"
@@ -148,21 +155,20 @@ async def _attempt(
     request.headers.pop("Content-Length", None)
     request.headers["Transfer-Encoding"] = "chunked"
     try:
-        response = await client.send(request, stream=True)
+        response = await send_request(client, request, post.label)
         try:
             # Read to the end (the server's bodies are a few bytes), so the
-            # connection returns to the pool; keep at most a prefix.
-            body = bytearray()
-            async for chunk in response.aiter_raw():
-                if len(body) < _MAX_RESPONSE_BODY:
-                    body += chunk
+            # connection returns to the pool; keep it only if it is small.
+            body = await read_capped(response) or b""
         finally:
             await response.aclose()
-    except httpx.HTTPError as exc:
+    except TransportError as exc:
+        return None, None, exc
+    except HTTP_FAILURES as exc:
         return None, None, transport_error(exc, post.label)
     meta = response_meta(response.headers)
     error = None
     if response.status_code not in (200, 404):
-        text = bytes(body[:200]).decode("utf-8", "replace").strip()
+        text = body[:200].decode("utf-8", "replace").strip()
         error = TransportError(f"{post.label} answered {response.status_code}: {text}")
     return response.status_code, meta, error

@@ -208,6 +208,8 @@ class TricklePublisher(ClientLifecycle):
             raise ValueError("start_seq must be a non-negative seq or None")
         if max_consecutive_failures < 1:
             raise ValueError("max_consecutive_failures must be at least 1")
+        if not retry_delay >= 0:
+            raise ValueError("retry_delay must be >= 0")
         self.url = normalize_channel_url(url)
         super().__init__(client, timeouts)
         self.mime_type = mime_type
@@ -293,6 +295,8 @@ class TricklePublisher(ClientLifecycle):
             raise ChannelClosed(f"publisher of {self.url} is closed")
         if not self._tasks.is_open:
             raise IllegalTransition("use the publisher as `async with TricklePublisher(...)`")
+        if self._tasks.failure is not None:
+            raise self._tasks.failure
 
     async def _open_post(self, segment: PublisherSegment) -> Post:
         self._check_usable()

@@ -15,7 +15,16 @@ failure: a segment may legitimately be minutes away); a body silent for
 statuses, a body cut short) are retried ``max_retries`` times ``retry_delay``
 apart, then raise TransportError (TRK-107). A body cut short is resumed by
 re-reading the same seq and skipping the bytes already delivered: the server
-replays a segment from byte 0 (TRK-053) and its bytes never change (TRK-025).
+replays a segment from byte 0 (TRK-053) and its bytes never change (TRK-025);
+a re-read whose headers do not come in time is one more failure, not re-issued
+(the body has been silent that long already).
+
+A 470 moves the request to ``Lp-Trickle-Latest`` at once (TRK-103) or polls
+the same seq ``wait_ahead_delay`` apart (TRK-104). Only a server that
+misbehaves keeps answering 470 to where it pointed, so past :data:`FREE_JUMPS`
+jumps, and for a 470 that points nowhere new (Latest missing again after the
+jump to ``-1``, or equal to the requested seq), a 470 counts as a failure:
+never a request loop without a pause or an end.
 
 With ``preconnect`` on (default) the GET for N+1 is opened in the background
 as soon as segment N's headers arrive (TRK-108); it runs in the subscriber's
@@ -31,27 +40,33 @@ import httpx
 import trio
 
 from ._client_http import (
+    HTTP_FAILURES,
     BodyReader,
     ClientLifecycle,
     ClientTimeouts,
+    closed_client_error,
     normalize_channel_url,
     response_meta,
     segment_url,
-    transport_error,
+    send_request,
 )
 from ._errors import ChannelClosed, IllegalTransition, PayloadTooLarge, TransportError
-from ._wire_trickle import SEQ_CURRENT, SEQ_NEXT, STATUS_SEGMENT_GONE
+from ._wire_trickle import SEQ_CURRENT, SEQ_NEXT, STATUS_SEGMENT_GONE, SegmentMeta
 
 __all__ = ["SubscriberSegment", "TrickleSubscriber"]
 
 log = logging.getLogger("trio_trickle.client.subscriber")
+
+#: 470 jumps to a new seq taken at once while resolving one segment (TRK-103); a
+#: real server needs one (a subscriber behind the ring lands on the write head).
+FREE_JUMPS = 3
 
 
 async def _close_response(response: httpx.Response | None, budget: float) -> None:
     """Close a response even while being cancelled (closing only drops a socket)."""
     if response is None or response.is_closed:
         return
-    with trio.CancelScope(shield=True) as scope, suppress(httpx.HTTPError):
+    with trio.CancelScope(shield=True) as scope, suppress(*HTTP_FAILURES):
         scope.deadline = trio.current_time() + budget
         await response.aclose()
 
@@ -145,9 +160,8 @@ class SubscriberSegment:
                     chunk = await body.next_chunk()
                 if idle.cancelled_caught:
                     raise TransportError(f"{self._where}: no bytes for {timeouts.body} s")
-            except (httpx.HTTPError, TransportError) as exc:
-                cause = exc if isinstance(exc, TransportError) else transport_error(exc, "body")
-                await self._resume(cause)
+            except TransportError as exc:
+                await self._resume(exc)
                 continue
             if chunk is None:
                 await self._release()
@@ -203,14 +217,16 @@ class SubscriberSegment:
         subscriber = self._subscriber
         while True:
             self._failures += 1
-            if self._failures > subscriber.max_retries:
+            if self._failures > subscriber.max_retries or subscriber._client_closed():
                 self._closed = True
                 raise TransportError(
                     f"{self._where}: body failed {self._failures} times: {cause}"
                 ) from cause
             await trio.sleep(subscriber.retry_delay)
             try:
-                response = await subscriber._request_head(self.seq)
+                # The body already failed: a re-read's headers wait running out is one more
+                # failure (TRK-109), not re-issued as a first GET's is.
+                response = await subscriber._request_head(self.seq, reissue=False)
             except TransportError as exc:
                 cause = exc
                 continue
@@ -260,6 +276,11 @@ class TrickleSubscriber(ClientLifecycle):
             raise ValueError("start_seq must be -2, -1 or a non-negative seq")
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if not retry_delay >= 0:
+            raise ValueError("retry_delay must be >= 0")
+        if not wait_ahead_delay > 0:
+            # Polling ahead of the live edge is not bounded in count, so in rate.
+            raise ValueError("wait_ahead_delay must be positive")
         self.url = normalize_channel_url(url)
         super().__init__(client, timeouts)
         self.preconnect = preconnect
@@ -316,6 +337,8 @@ class TrickleSubscriber(ClientLifecycle):
             raise ChannelClosed(f"subscriber of {self.url} is closed")
         if not self._tasks.is_open:
             raise IllegalTransition("use the subscriber as `async with TrickleSubscriber(...)`")
+        if self._tasks.failure is not None:
+            raise self._tasks.failure
         if self._ended:
             return None
         current, self._current = self._current, None
@@ -353,22 +376,28 @@ class TrickleSubscriber(ClientLifecycle):
 
     # -- requests --------------------------------------------------------------
 
-    async def _request_head(self, seq: int) -> httpx.Response:
-        """``GET {ch}/{seq}`` until headers arrive; re-issued every ``headers`` seconds."""
+    def _client_closed(self) -> bool:
+        return self._client is not None and self._client.is_closed
+
+    async def _request_head(self, seq: int, *, reissue: bool = True) -> httpx.Response:
+        """``GET {ch}/{seq}`` until headers arrive; re-issued every ``headers`` seconds.
+
+        Without ``reissue`` a headers wait that runs out is a TransportError.
+        """
         assert self._client is not None
         url = segment_url(self.url, seq)
         while True:
             request = self._client.build_request("GET", url, timeout=self.timeouts.for_request())
             with trio.move_on_after(self.timeouts.headers):
-                try:
-                    return await self._client.send(request, stream=True)
-                except httpx.HTTPError as exc:
-                    raise transport_error(exc, f"GET {url}") from exc
+                return await send_request(self._client, request, f"GET {url}")
+            if not reissue:
+                raise TransportError(f"GET {url}: no headers in {self.timeouts.headers} s")
             log.debug("GET %s: no headers in %s s, re-issuing", url, self.timeouts.headers)
 
     async def _fetch(self, seq: int) -> _Head:
         """Resolve ``seq`` to a segment's headers or end of stream (TRK-100..107)."""
         failures = 0
+        jumps = 0
         while True:
             try:
                 response = await self._request_head(seq)
@@ -390,13 +419,20 @@ class TrickleSubscriber(ClientLifecycle):
                     f"GET {segment_url(self.url, seq)}: the channel does not exist (404)"
                 )
             if status == STATUS_SEGMENT_GONE:
-                latest = meta.latest if meta is not None else None
-                if latest is None:
-                    seq = SEQ_NEXT
-                elif latest >= seq:
-                    seq = latest
-                else:
+                target = _jump_target(seq, meta)
+                if target is None:
+                    # Ahead of the live edge: poll the same seq (TRK-104), at a bounded rate.
                     await trio.sleep(self.wait_ahead_delay)
+                    continue
+                jumps += 1
+                if target == seq or jumps > FREE_JUMPS:
+                    # A server that keeps answering 470 to where it pointed: a failure.
+                    error = TransportError(
+                        f"GET {segment_url(self.url, seq)} answered 470 again "
+                        f"(Lp-Trickle-Latest: {meta.latest if meta is not None else None})"
+                    )
+                    failures = await self._failed(failures, seq, error)
+                seq = target
                 continue
             error = TransportError(
                 f"GET {segment_url(self.url, seq)} answered {status} (or garbled headers)"
@@ -405,6 +441,9 @@ class TrickleSubscriber(ClientLifecycle):
 
     async def _failed(self, failures: int, seq: int, error: TransportError) -> int:
         failures += 1
+        if self._client_closed():
+            # Nothing to retry with (the caller closed a client it lent us).
+            raise closed_client_error(f"GET {segment_url(self.url, seq)}") from error
         if failures > self.max_retries:
             raise TransportError(f"failed {failures} times: {error}") from error
         log.debug("GET %s failed (%s), retry %s", segment_url(self.url, seq), error, failures)
@@ -436,3 +475,17 @@ class TrickleSubscriber(ClientLifecycle):
         prefetch.scope.cancel()
         if prefetch.done.is_set() and prefetch.head is not None:
             await _close_response(prefetch.head.response, self.timeouts.close)
+
+
+def _jump_target(seq: int, meta: SegmentMeta | None) -> int | None:
+    """Where a 470 for ``seq`` sends the subscriber; None: wait and retry ``seq``.
+
+    Latest ≥ seq: there (TRK-103); Latest < seq: wait (TRK-104); a Latest that is
+    missing, garbled or negative is no position at all: ``-1`` (TRK-104).
+    """
+    latest = meta.latest if meta is not None else None
+    if latest is None or latest < 0:
+        return SEQ_NEXT
+    if latest >= seq:
+        return latest
+    return None
