@@ -172,8 +172,10 @@ async def delete_quietly(
         try:
             request = client.build_request("DELETE", url, timeout=timeouts.for_request())
             response = await send_request(client, request, f"{what} {url}")
-            # The body is not wanted; closing drops the connection if there is one.
-            await response.aclose()
+            try:
+                await read_capped(response)  # to its end, so the connection is reused
+            finally:
+                await response.aclose()
         except _REQUEST_FAILURES as exc:
             log.debug("%s %s failed: %s", what, url, exc)
             return

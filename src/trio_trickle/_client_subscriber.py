@@ -34,6 +34,7 @@ own nursery and is cancelled (its connection closed) when no longer wanted.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from contextlib import suppress
 
 import httpx
@@ -69,6 +70,22 @@ async def _close_response(response: httpx.Response | None, budget: float) -> Non
     with trio.CancelScope(shield=True) as scope, suppress(*HTTP_FAILURES):
         scope.deadline = trio.current_time() + budget
         await response.aclose()
+
+
+class _SendWatch:
+    """httpcore's ``trace`` extension for one request: notes when its headers go out.
+
+    A headers wait that ran out before that point was waiting for a connection,
+    which must end in a failure, not in an endless re-issue (``headers`` may be
+    configured below ``connect``).
+    """
+
+    def __init__(self) -> None:
+        self.started = False
+
+    async def __call__(self, event: str, info: Mapping[str, object]) -> None:
+        if event.endswith("send_request_headers.started"):
+            self.started = True
 
 
 class _Head:
@@ -382,14 +399,21 @@ class TrickleSubscriber(ClientLifecycle):
     async def _request_head(self, seq: int, *, reissue: bool = True) -> httpx.Response:
         """``GET {ch}/{seq}`` until headers arrive; re-issued every ``headers`` seconds.
 
-        Without ``reissue`` a headers wait that runs out is a TransportError.
+        Only a request that was sent is re-issued: one still waiting for a
+        connection (a pool slot, a connect) when the wait ran out is a
+        TransportError, as is any wait that ran out without ``reissue``.
         """
         assert self._client is not None
         url = segment_url(self.url, seq)
         while True:
-            request = self._client.build_request("GET", url, timeout=self.timeouts.for_request())
+            sent = _SendWatch()
+            request = self._client.build_request(
+                "GET", url, timeout=self.timeouts.for_request(), extensions={"trace": sent}
+            )
             with trio.move_on_after(self.timeouts.headers):
                 return await send_request(self._client, request, f"GET {url}")
+            if not sent.started:
+                raise TransportError(f"GET {url}: not connected in {self.timeouts.headers} s")
             if not reissue:
                 raise TransportError(f"GET {url}: no headers in {self.timeouts.headers} s")
             log.debug("GET %s: no headers in %s s, re-issuing", url, self.timeouts.headers)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 import trio
 
@@ -296,6 +297,36 @@ async def test_a_resumed_body_whose_headers_never_come_fails(nursery: trio.Nurse
                 await segment.__anext__()
     # The cut is failure 1, each unanswered re-read one more: two re-reads, then it gave up.
     assert server.requests == [b"GET /ai/trickle/ch/0 HTTP/1.1"] * 3
+
+
+@pytest.mark.spec("TRK-109")
+async def test_a_get_that_never_gets_a_connection_fails(served: ServedTrickle) -> None:
+    """Headers below connect: a GET waiting for a pool slot is a failure, not re-issued."""
+    url = served.create("ch")
+    quick = ClientTimeouts(connect=2.0, headers=0.05, body=2.0, close=1.0)
+    async with httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=1), timeout=FAST.for_request(), trust_env=False
+    ) as client:
+        with trio.fail_after(5):
+            async with (
+                TrickleSubscriber(url, client=client, start_seq=0, timeouts=FAST) as holder,
+                trio.open_nursery() as nursery,
+            ):
+                nursery.start_soon(holder.__anext__)  # the one connection, waiting for 0
+                await served.wait_until(lambda: served.in_flight("GET", "ch/0") == 1)
+                async with TrickleSubscriber(
+                    url,
+                    client=client,
+                    start_seq=1,
+                    timeouts=quick,
+                    max_retries=1,
+                    retry_delay=0.01,
+                    preconnect=False,
+                ) as starved:
+                    with pytest.raises(TransportError, match="not connected"):
+                        await starved.__anext__()
+                nursery.cancel_scope.cancel()
+    assert gets(served) == ["ch/0"]
 
 
 async def test_next_with_an_oversized_body_falls_back_to_minus_one(
