@@ -44,6 +44,26 @@ def spec_coverage(session: nox.Session) -> None:
     session.run("python", "tests/spec_coverage.py")
 
 
+@nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Raw-socket fuzz of the trickle server and both runners: 10,000 connections each.
+
+    Prints one JSON tally per server (connections, requests, answers by status,
+    closes, hangs, crashes); ``nox -s fuzz -- N`` plays N connections each.
+    """
+    session.install("-e", ".[test,media,torch]")
+    examples = session.posargs[0] if session.posargs else "10000"
+    session.run(
+        "pytest",
+        "-s",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/integration/test_fuzz_http.py",
+        env={"HYPOTHESIS_PROFILE": "ci", "TRIO_TRICKLE_FUZZ_EXAMPLES": examples},
+    )
+
+
 BENCHES = {"trickle": "benchmarks/trickle_bench.py", "frames": "benchmarks/frame_loop.py"}
 
 

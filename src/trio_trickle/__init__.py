@@ -41,6 +41,7 @@ from ._client_subscriber import (
 from ._core_channel import (
     Answer as Answer,
     AppendResult as AppendResult,
+    ByteBudget as ByteBudget,
     ChannelCore as ChannelCore,
     PublishTicket as PublishTicket,
     ReadCursor as ReadCursor,
@@ -83,6 +84,11 @@ from ._hooks import (
     call_hook as call_hook,
     is_async_callable as is_async_callable,
     iterate_in_thread as iterate_in_thread,
+)
+from ._http_serve import (
+    ConnectionStats as ConnectionStats,
+    HttpTimeouts as HttpTimeouts,
+    serve_asgi as serve_asgi,
 )
 from ._live_pipeline import (
     HOOK_NAMES as HOOK_NAMES,

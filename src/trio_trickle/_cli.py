@@ -26,6 +26,7 @@ from typing import TextIO, TypeVar
 import trio
 
 from ._core_server import ServerConfig
+from ._http_serve import HttpTimeouts
 from ._server import open_trickle_server
 from .conformance import (
     ChannelSetup,
@@ -167,6 +168,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument(
         "--ring-size", type=int, default=5, help="segments kept per channel (5; at least 2)"
+    )
+    server.add_argument(
+        "--max-buffered-bytes",
+        type=_size,
+        default=1024 * 1024 * 1024,
+        help="bytes held by all channels together, 503 beyond (1 GiB; 0: no limit)",
+    )
+    server.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=5.0,
+        help="close a connection whose request head is not complete after (5 s)",
+    )
+    server.add_argument(
+        "--keep-alive-timeout",
+        type=_seconds,
+        default=20.0,
+        help="close a connection idle between requests after (20 s)",
     )
 
     serve = commands.add_parser(
@@ -355,12 +374,14 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> None:
         max_segment_bytes=args.max_segment_bytes,
         max_channels=args.max_channels,
         ring_size=args.ring_size,
+        max_buffered_bytes=args.max_buffered_bytes,
     )
+    timeouts = HttpTimeouts(header=args.header_timeout, keep_alive=args.keep_alive_timeout)
     # Ctrl-C and SIGTERM end the block: channels close, waiters get end of stream.
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         # A process that only serves: keep full GC passes off the data path.
         async with open_trickle_server(
-            config, host=args.host, port=args.port, freeze_gc=True
+            config, host=args.host, port=args.port, timeouts=timeouts, freeze_gc=True
         ) as handle:
             _print_line(out, f"serving trickle at {handle.url} (Ctrl-C to stop)")
             async for signum in signals:

@@ -38,9 +38,11 @@ log = logging.getLogger("trio_trickle.client")
 #: Most connections one client keeps at once (long polls count); far above what
 #: a hundred subscribers with preconnects need, far below a file-descriptor limit.
 MAX_CONNECTIONS = 1024
-#: Idle keep-alive connections kept for reuse (go-livepeer's transport: 1 minute).
+#: Idle keep-alive connections kept for reuse.
 MAX_KEEPALIVE = 128
-KEEPALIVE_EXPIRY = 60.0
+#: Below our servers' 20 s keep-alive timeout (TRK-113), so the client always
+#: drops an idle connection before the server closes it under a new request.
+KEEPALIVE_EXPIRY = 15.0
 #: Most bytes of a small response body (``/next``, a POST's answer) kept in memory.
 MAX_SMALL_BODY = 64 * 1024
 

@@ -33,7 +33,15 @@ from ._core_segment import Segment, SegmentState
 from ._errors import ChannelNotFound, InvalidMessage, ProtocolError, SegmentGone
 from ._wire_trickle import SEQ_CURRENT, SEQ_NEXT, SegmentMeta
 
-__all__ = ["Answer", "AppendResult", "ChannelCore", "PublishTicket", "ReadCursor", "ReadSignal"]
+__all__ = [
+    "Answer",
+    "AppendResult",
+    "ByteBudget",
+    "ChannelCore",
+    "PublishTicket",
+    "ReadCursor",
+    "ReadSignal",
+]
 
 #: Largest run of chunks handed to a reader at once; keeps one send bounded.
 READ_BATCH_BYTES = 256 * 1024
@@ -68,6 +76,26 @@ class AppendResult(enum.Enum):
     DISCARDED = "discarded"
     #: The segment hit ``max_segment_bytes``: it is closed with what it had; answer 413.
     TOO_LARGE = "too_large"
+    #: The server's rings hold ``max_buffered_bytes``: closed with what it had; answer 503.
+    OVER_BUDGET = "over_budget"
+
+
+@attrs.define(eq=False)
+class ByteBudget:
+    """Bytes held by the rings of every channel of one server, against one bound (TRK-116).
+
+    Per-channel limits alone allow channels x ring x segment bytes (1024 x 5 x
+    64 MiB by default); this is the bound on the sum. A slot's bytes are charged
+    as they are stored and released when the slot is reused or its channel closes.
+    """
+
+    #: Most bytes held at once; None for no bound.
+    limit: int | None = None
+    held: int = 0
+
+    def room(self) -> int | None:
+        """Bytes that may still be stored (None: unbounded)."""
+        return None if self.limit is None else max(self.limit - self.held, 0)
 
 
 class ReadSignal(enum.Enum):
@@ -105,6 +133,8 @@ class ChannelCore:
     ring_size: int = attrs.field(default=5)
     #: Largest segment accepted, in bytes; None for no limit.
     max_segment_bytes: int | None = None
+    #: The server-wide bound this channel's ring is charged against (None: none).
+    budget: ByteBudget | None = None
     #: Write head: the seq after the one most recently started.
     next_write: int = 0
     #: Time of the last publish activity (creation counts), for the idle sweep.
@@ -154,12 +184,18 @@ class ChannelCore:
         held = self._slots[slot]
         if held is not None and held.seq == seq:
             return held
-        if held is not None and not held.closed:
-            held.close()
+        if held is not None:
+            self._release(held)
+            if not held.closed:
+                held.close()
         fresh = Segment(seq=seq)
         self._slots[slot] = fresh
         self._changed()
         return fresh
+
+    def _release(self, segment: Segment) -> None:
+        if self.budget is not None:
+            self.budget.held -= segment.size
 
     def _mark_write(self, seq: int, now: float) -> None:
         self.next_write = seq + 1
@@ -221,6 +257,13 @@ class ChannelCore:
             ticket.segment.close()
             self._changed()
             return AppendResult.TOO_LARGE
+        left = self.budget.room() if self.budget is not None else None
+        if left is not None and len(data) > left:
+            if left > 0:
+                self._store(ticket, data[:left], now)
+            ticket.segment.close()
+            self._changed()
+            return AppendResult.OVER_BUDGET
         self._store(ticket, data, now)
         return AppendResult.STORED
 
@@ -228,6 +271,8 @@ class ChannelCore:
         first = ticket.segment.size == 0
         ticket.segment.append(ticket.writer, data)
         ticket.bytes_written += len(data)
+        if self.budget is not None:
+            self.budget.held += len(data)
         if first:
             self._mark_write(ticket.seq, now)
         else:
@@ -303,8 +348,10 @@ class ChannelCore:
         if self.closed:
             return
         for segment in self._slots:
-            if segment is not None and not segment.closed:
-                segment.close()
+            if segment is not None:
+                self._release(segment)
+                if not segment.closed:
+                    segment.close()
         self._slots = [None] * self.ring_size
         self.closed = True
         self._changed()

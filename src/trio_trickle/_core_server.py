@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ._core_channel import ChannelCore
+from ._core_channel import ByteBudget, ChannelCore
 from ._errors import ChannelNotFound, ProtocolError
 from ._wire_trickle import ChannelChange, validate_channel_name
 
@@ -67,6 +67,8 @@ class ServerConfig:
     max_segment_bytes: int | None = attrs.field(default=64 * 1024 * 1024, validator=_positive)
     #: Most channels at once (503 beyond); None for no limit.
     max_channels: int | None = attrs.field(default=1024, validator=_positive)
+    #: Most bytes held by all rings together (503 beyond, TRK-116); None for no limit.
+    max_buffered_bytes: int | None = attrs.field(default=1024 * 1024 * 1024, validator=_positive)
 
     @ring_size.validator
     def _check_ring(self, _attribute: object, value: int) -> None:
@@ -137,6 +139,10 @@ class TrickleServerCore:
 
     config: ServerConfig = attrs.field(factory=ServerConfig)
     channels: dict[str, ChannelCore] = attrs.field(factory=dict)
+    budget: ByteBudget = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.budget = ByteBudget(limit=self.config.max_buffered_bytes)
 
     def start(self, now: float) -> None:
         """Create the changefeed channel if configured."""
@@ -152,6 +158,7 @@ class TrickleServerCore:
             mime_type=mime_type,
             ring_size=self.config.ring_size,
             max_segment_bytes=self.config.max_segment_bytes,
+            budget=self.budget,
             last_write_time=now,
         )
         self.channels[name] = channel

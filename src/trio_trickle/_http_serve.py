@@ -25,6 +25,10 @@ found by sending raw bytes at a running server:
 3. **Half-sent request heads were held just as long**: a head must now be
    complete within ``header_timeout`` of the connection's start or of its
    first byte after a response.
+4. **A large head arriving in one read was accepted**: h11's
+   ``max_incomplete_event_size`` bounds only a head still incomplete, so a
+   20 KiB head sent at once reached the app. :func:`_bounded_heads` answers
+   431 for a head over ``config.h11_max_incomplete_size`` whatever its arrival.
 """
 
 from __future__ import annotations
@@ -213,6 +217,34 @@ class _ContainedTCPServer(TCPServer):
         return waited.cancelled_caught
 
 
+def _head_size(scope: dict[str, Any]) -> int:
+    """Bytes of a request head as sent: request line and header lines, CRLFs included."""
+    line = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + 16
+    return line + sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
+
+
+def _bounded_heads(app: ASGIApp, limit: int) -> ASGIApp:
+    """``app``, but a request whose head exceeds ``limit`` bytes gets 431 without reaching it."""
+
+    async def bounded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket") or _head_size(scope) <= limit:
+            await app(scope, receive, send)
+            return
+        body = b"request header fields too large\n"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        prefix = "http" if scope["type"] == "http" else "websocket.http"
+        if prefix == "websocket.http":
+            await receive()  # websocket.connect
+        await send({"type": f"{prefix}.response.start", "status": 431, "headers": headers})
+        await send({"type": f"{prefix}.response.body", "body": body})
+
+    return bounded
+
+
 async def serve_asgi(
     app: ASGIApp,
     config: hypercorn.config.Config,
@@ -231,6 +263,7 @@ async def serve_asgi(
     """
     timeouts = timeouts or HttpTimeouts()
     stats = stats if stats is not None else ConnectionStats()
+    app = _bounded_heads(app, config.h11_max_incomplete_size)
     wrapped = ASGIWrapper(app)  # type: ignore[arg-type]  # hypercorn types ASGI messages as TypedDicts
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(wrapped, config, lifespan_state)

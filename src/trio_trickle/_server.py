@@ -155,6 +155,21 @@ def _error_answer(error: ProtocolError) -> Answer:
     return Answer(status=error.status, headers=tuple(headers), body=f"{error.message}\n".encode())
 
 
+async def _refuse_websocket(receive: ASGIReceive, send: ASGISend) -> None:
+    """Answer an upgrade request with a plain 400 (TRK-115) instead of hypercorn's empty 500."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    body = b"websocket upgrade is not supported by a trickle server\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "websocket.http.response.start", "status": 400, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
 class TrickleServer:
     """A trickle server: an ASGI callable plus its background sweeper.
 
@@ -270,6 +285,9 @@ class TrickleServer:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if scope["type"] == "websocket":
+            await _refuse_websocket(receive, send)
+            return
         if scope["type"] != "http":
             return
         self._ensure_started()
@@ -353,9 +371,10 @@ class TrickleServer:
             await hook(name, headers)
         except ProtocolError:
             raise
-        except Exception as exc:
+        except Exception:
             log.exception("trickle hook failed for channel %s", name)
-            raise ProtocolError(f"hook failed: {exc}", status=500) from None
+            # No exception text in the body: it may name internals or secrets (TRK-117).
+            raise ProtocolError("internal error", status=500) from None
 
     # -- publishing ----------------------------------------------------------
 
@@ -404,9 +423,12 @@ class TrickleServer:
                 return None
             result = channel.append(ticket, message.get("body", b""), now=self._now())
             self._notify(channel)
-            if result is AppendResult.TOO_LARGE:
-                limit = channel.max_segment_bytes
-                error = ProtocolError(f"segment larger than {limit} bytes", status=413)
+            if result is AppendResult.TOO_LARGE or result is AppendResult.OVER_BUDGET:
+                if result is AppendResult.TOO_LARGE:
+                    limit = channel.max_segment_bytes
+                    error = ProtocolError(f"segment larger than {limit} bytes", status=413)
+                else:  # TRK-116
+                    error = ProtocolError("server buffers are full", status=503)
                 answer = _error_answer(error)
                 return Answer(
                     status=answer.status,

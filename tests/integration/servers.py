@@ -1,7 +1,7 @@
 """Real trickle servers for integration tests, plus the probes tests assert with.
 
-``open_test_server`` serves a :class:`~trio_trickle.TrickleServer` with hypercorn
-on 127.0.0.1:0 behind a thin ASGI wrapper that records every request (method,
+``open_test_server`` serves a :class:`~trio_trickle.TrickleServer` as the servers do
+(``serve_asgi``) on 127.0.0.1:0 behind a thin ASGI wrapper that records every request (method,
 path, headers, status, start/end times), counts requests still being handled
 (a GET or POST the server has not released), and can answer chosen requests
 itself (an old server without ``/next``, a 5xx, a 470 without headers). The
@@ -25,11 +25,11 @@ from typing import Any
 import attrs
 import httpx
 import hypercorn.config
-import hypercorn.trio
 import pytest
 import trio
 
 from trio_trickle._core_server import ServerConfig
+from trio_trickle._http_serve import HttpTimeouts, serve_asgi
 from trio_trickle._server import TrickleServer
 
 Scope = dict[str, Any]
@@ -165,17 +165,18 @@ async def open_test_server(config: ServerConfig | None = None) -> AsyncIterator[
     hconfig.accesslog = None
     hconfig.errorlog = logging.getLogger("tests.hypercorn")
     hconfig.graceful_timeout = 1.0
-    hconfig.keep_alive_timeout = 600
     hconfig.read_timeout = None
     shutdown = trio.Event()
     served = ServedTrickle(server, "")
     async with trio.open_nursery() as nursery:
         served.nursery = nursery
         binds: list[str] = await nursery.start(
-            lambda task_status: hypercorn.trio.serve(
-                served,  # type: ignore[arg-type]
+            lambda task_status: serve_asgi(
+                served,
                 hconfig,
                 shutdown_trigger=shutdown.wait,
+                # Long keep-alive: tests count the connections a client opens.
+                timeouts=HttpTimeouts(keep_alive=600),
                 task_status=task_status,
             )
         )

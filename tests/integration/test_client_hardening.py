@@ -48,6 +48,7 @@ def gets(served: ServedTrickle) -> list[str]:
 # -- 1. background failures are TransportErrors, raised at the next call ------------------
 
 
+@pytest.mark.spec("TRK-120")
 async def test_closed_client_fails_the_next_write_not_the_callers_block(
     served: ServedTrickle,
 ) -> None:
@@ -70,6 +71,7 @@ async def test_closed_client_fails_the_next_write_not_the_callers_block(
     assert not client_tasks()
 
 
+@pytest.mark.spec("TRK-120")
 async def test_closed_client_fails_the_subscriber_with_transport_error(
     served: ServedTrickle,
 ) -> None:
@@ -99,6 +101,7 @@ async def test_closed_client_fails_the_subscriber_with_transport_error(
     assert not client_tasks()
 
 
+@pytest.mark.spec("TRK-120")
 async def test_a_crashing_task_is_reported_not_raised_into_the_owner() -> None:
     tasks = OwnedNursery()
     crashed = trio.Event()
@@ -119,6 +122,7 @@ async def test_a_crashing_task_is_reported_not_raised_into_the_owner() -> None:
             await tasks.close()
 
 
+@pytest.mark.spec("TRK-120")
 async def test_a_crashed_task_fails_the_next_publisher_call(served: ServedTrickle) -> None:
     url = served.create("ch")
 
@@ -149,7 +153,7 @@ def always_470(latest: Callable[[str], str | None]) -> Callable[[str, str], Answ
     return override
 
 
-@pytest.mark.spec("TRK-104", "TRK-107")
+@pytest.mark.spec("TRK-104", "TRK-107", "TRK-118")
 @pytest.mark.parametrize(
     "latest",
     [
@@ -173,7 +177,7 @@ async def test_470_without_usable_latest_is_a_bounded_failure(
     assert gets(served) == ["ch/7", "ch/-1", "ch/-1", "ch/-1"]
 
 
-@pytest.mark.spec("TRK-103", "TRK-107")
+@pytest.mark.spec("TRK-103", "TRK-107", "TRK-118")
 async def test_470_naming_the_requested_seq_is_a_bounded_failure(served: ServedTrickle) -> None:
     url = served.create("ch")
     served.override = always_470(lambda seq: seq)
@@ -186,7 +190,7 @@ async def test_470_naming_the_requested_seq_is_a_bounded_failure(served: ServedT
     assert gets(served) == ["ch/4"] * 3
 
 
-@pytest.mark.spec("TRK-103", "TRK-107")
+@pytest.mark.spec("TRK-103", "TRK-107", "TRK-118")
 async def test_470_jumping_forever_is_a_bounded_failure(served: ServedTrickle) -> None:
     url = served.create("ch")
     served.override = always_470(lambda seq: str(int(seq) + 1))
@@ -272,7 +276,7 @@ async def until_closed(stream: trio.SocketStream) -> None:
         pass
 
 
-@pytest.mark.spec("TRK-109", "TRK-107")
+@pytest.mark.spec("TRK-109", "TRK-107", "TRK-119")
 async def test_a_resumed_body_whose_headers_never_come_fails(nursery: trio.Nursery) -> None:
     async def cut_then_mute(n: int, head: bytes, stream: trio.SocketStream) -> None:
         if n == 0:
@@ -299,7 +303,7 @@ async def test_a_resumed_body_whose_headers_never_come_fails(nursery: trio.Nurse
     assert server.requests == [b"GET /ai/trickle/ch/0 HTTP/1.1"] * 3
 
 
-@pytest.mark.spec("TRK-109")
+@pytest.mark.spec("TRK-109", "TRK-119")
 async def test_a_get_that_never_gets_a_connection_fails(served: ServedTrickle) -> None:
     """Headers below connect: a GET waiting for a pool slot is a failure, not re-issued."""
     url = served.create("ch")
