@@ -59,6 +59,9 @@ def fuzz(session: nox.Session) -> None:
         "-q",
         "-p",
         "no:cacheprovider",
+        # Each test plays its 10,000 connections for minutes: no traceback dump.
+        "-o",
+        "faulthandler_timeout=0",
         "tests/integration/test_fuzz_http.py",
         env={"HYPOTHESIS_PROFILE": "ci", "TRIO_TRICKLE_FUZZ_EXAMPLES": examples},
     )
