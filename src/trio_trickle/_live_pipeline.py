@@ -58,9 +58,9 @@ def encode_event_segment(envelope: dict[str, Any]) -> bytes:
     """One events segment's bytes; InvalidMessage unless plain JSON, PayloadTooLarge past 1 MiB."""
     try:
         data = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        encoded = data.encode()  # a lone surrogate fails here (UnicodeEncodeError)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidMessage(f"event is not plain JSON: {exc}") from None
-    encoded = data.encode()
     if len(encoded) > DEFAULT_MAX_SEGMENT_BYTES:
         raise PayloadTooLarge(
             f"event of {len(encoded)} bytes exceeds {DEFAULT_MAX_SEGMENT_BYTES} bytes"

@@ -11,7 +11,12 @@ pipeline (RUN-017).
 Errors are mapped in one place: every ``ProtocolError`` raised by a handler,
 the wire decoders or the stream manager becomes its status with the body
 ``{"detail":{"msg":...}}`` (RUN-002); routing errors get the same body
-(RUN-007); anything else is a 500 naming only the exception type (RUN-026).
+(RUN-007); anything else, a before-request hook's failure included, is a 500
+saying only ``internal error``, the detail going to the log (RUN-128).
+
+Request bodies are bounded before they are buffered (RUN-127): 1 MiB on the
+stream control routes, ``max_predict_bytes`` on ``/predict``; the bound is also
+Quart's ``MAX_CONTENT_LENGTH``, so a body without a length stops being read at it.
 
 The app needs the ASGI lifespan protocol (hypercorn speaks it): that is where
 setup and the session manager start, and where every session stops with
@@ -31,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ._errors import InvalidMessage, ProtocolError
+from ._errors import InvalidMessage, PayloadTooLarge, ProtocolError
 from ._hooks import call_hook, iterate_in_thread
 from ._live_pipeline import LivePipeline
 from ._openapi import openapi_document
@@ -78,6 +83,11 @@ log = logging.getLogger("trio_trickle.runner")
 
 #: Routes anyone may call even when a bearer token is configured (RUN-004).
 _OPEN_ENDPOINTS = frozenset({"health", "openapi"})
+#: Largest body of ``/stream/start``, ``/live-video-to-video``, ``/stream/params`` and
+#: ``/stream/stop`` (RUN-127): a start body is a few URLs and params, like a control message.
+CONTROL_MAX_BYTES = 1024 * 1024
+#: Default largest ``/predict`` body (RUN-127), Quart's own default limit.
+DEFAULT_PREDICT_MAX_BYTES = 16 * 1024 * 1024
 
 ASGIScope = dict[str, Any]
 ASGIReceive = Callable[[], Any]
@@ -103,9 +113,24 @@ def _failure(what: str, exc: BaseException) -> str:
     return f"{what}: {type(exc).__name__}"
 
 
-async def _body() -> bytes:
-    data = await request.get_data(as_text=False)
-    return data if isinstance(data, bytes) else data.encode()
+async def _body(limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (RUN-127).
+
+    A declared length over the limit is refused before anything is read; a body
+    sent without one is cut off by Quart at the app's ``MAX_CONTENT_LENGTH``.
+    """
+    too_large = f"request body larger than {limit} bytes"
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(too_large)
+    try:
+        data = await request.get_data(as_text=False)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(too_large) from None
+    data = data if isinstance(data, bytes) else data.encode()
+    if len(data) > limit:
+        raise PayloadTooLarge(too_large)
+    return data
 
 
 def _stream_id() -> str | None:
@@ -119,7 +144,8 @@ class RunnerApp:
     ``RunnerApp`` is itself an ASGI callable. ``capacity`` bounds concurrent
     sessions (``LivePipeline``) or concurrent ``predict`` calls (``Pipeline``;
     excess requests wait their turn, so a model is never entered by more
-    callers than it was sized for). ``manager_options`` go to ``StreamManager``
+    callers than it was sized for). ``max_predict_bytes`` bounds a ``/predict``
+    body (RUN-127). ``manager_options`` go to ``StreamManager``
     (``start_timeout``, ``stop_timeout``, ``settings``, ``client``).
     """
 
@@ -132,10 +158,15 @@ class RunnerApp:
         model_id: str | None = None,
         title: str | None = None,
         version: str = "0.1.0",
+        max_predict_bytes: int = DEFAULT_PREDICT_MAX_BYTES,
         **manager_options: Any,
     ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError("capacity must be an integer >= 1")
+        if isinstance(max_predict_bytes, bool) or not isinstance(max_predict_bytes, int):
+            raise ValueError("max_predict_bytes must be an integer >= 1")
+        if max_predict_bytes < 1:
+            raise ValueError("max_predict_bytes must be an integer >= 1")
         if token is not None and not token:
             raise ValueError("token must be None or a non-empty string")
         self.pipeline = pipeline
@@ -144,6 +175,8 @@ class RunnerApp:
         self.model_id = model_id or None
         self.signature: PredictSignature | None = None
         self.manager: StreamManager | None = None
+        #: Largest request body this runner's routes read (RUN-127).
+        self.body_limit = CONTROL_MAX_BYTES
         if isinstance(pipeline, LivePipeline):
             from ._session_manager import StreamManager
 
@@ -155,6 +188,7 @@ class RunnerApp:
             if manager_options:
                 raise TypeError(f"unexpected options for a Pipeline: {sorted(manager_options)}")
             self.signature = PredictSignature.from_function(predict)
+            self.body_limit = max_predict_bytes
         else:
             raise TypeError(f"{type(pipeline).__name__} is not a Pipeline or LivePipeline")
         self._openapi = openapi_document(
@@ -180,6 +214,8 @@ class RunnerApp:
         app = QuartTrio(__name__)
         # Streams last as long as predict yields; Quart's default would cut them at 60 s.
         app.config["RESPONSE_TIMEOUT"] = None
+        # Quart buffers a body as it arrives; this stops it at the one limit we read up to.
+        app.config["MAX_CONTENT_LENGTH"] = self.body_limit
         route = app.add_url_rule
         route("/health", "health", self._health, methods=["GET"])
         route("/openapi.json", "openapi", self._openapi_route, methods=["GET"])
@@ -312,6 +348,10 @@ class RunnerApp:
         response = error_response(exc.status, exc.message)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
+        if exc.status == 413:
+            # The rest of the body is never read, so the connection cannot carry another
+            # request: say so, and the server closes it after this answer (RUN-127).
+            response.headers["Connection"] = "close"
         return response
 
     async def _on_http_exception(self, exc: HTTPException) -> Response:
@@ -323,8 +363,13 @@ class RunnerApp:
         return response
 
     async def _on_exception(self, exc: Exception) -> Response:
+        """Anything unplanned, in a route or a before-request hook: a generic 500 (RUN-128).
+
+        The detail (type, text, traceback) is logged, never sent: it may hold paths,
+        URLs or secrets, and the caller cannot act on it anyway.
+        """
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-        return error_response(500, _failure("internal error", exc))
+        return error_response(500, "internal error")
 
     # -- request/response Pipeline ---------------------------------------------------
 
@@ -332,8 +377,9 @@ class RunnerApp:
         signature = self.signature
         assert signature is not None
         self._require_ready()
-        arguments = PredictRequest.from_bytes(await _body()).arguments
-        kwargs = signature.bind(arguments)
+        sent = PredictRequest.from_bytes(await _body(self.body_limit))
+        kwargs = signature.bind(sent.arguments)
+        sent.require_unicode()  # RUN-122, after RUN-024's check of the member names
         assert isinstance(self.pipeline, Pipeline)
         call = functools.partial(self.pipeline.predict, **kwargs)
         if signature.streaming:
@@ -412,10 +458,11 @@ class RunnerApp:
         manager = self.manager
         assert manager is not None
         self._require_ready()
-        start = StreamStartRequest.from_bytes(await _body())
+        start = StreamStartRequest.from_bytes(await _body(self.body_limit))
         if not (start.has_ingress or start.has_egress):
             # RUN-046: a session with neither input nor output media has no work to do.
             raise InvalidMessage("stream start: subscribe_url or publish_url is required")
+        start.require_channel_paths()  # RUN-123
         await manager.start(start)
         return start
 
@@ -428,7 +475,7 @@ class RunnerApp:
     async def _live_video_to_video(self) -> Response:
         if self.model_id is not None:
             # Checked before starting anything (RUN-057), like ai-runner.
-            data = await _body()
+            data = await _body(self.body_limit)
             requested = StreamStartRequest.from_bytes(data).extra.get("model_id")
             if isinstance(requested, str) and requested and requested != self.model_id:
                 raise ProtocolError(
@@ -441,14 +488,14 @@ class RunnerApp:
     async def _stream_params(self) -> Response:
         manager = self.manager
         assert manager is not None
-        update = StreamParamsRequest.from_bytes(await _body())
+        update = StreamParamsRequest.from_bytes(await _body(self.body_limit))
         await manager.update_params(update.params, _stream_id())
         return json_response(StreamParamsResponse().to_wire())
 
     async def _stream_stop(self) -> Response:
         manager = self.manager
         assert manager is not None
-        stop = StreamStopRequest.from_bytes(await _body())
+        stop = StreamStopRequest.from_bytes(await _body(self.body_limit))
         await manager.stop(_stream_id(), stop.reason)
         return json_response(StreamStopResponse().to_wire())
 

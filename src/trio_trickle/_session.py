@@ -18,8 +18,14 @@ tree rooted in :meth:`Session.run`:
 A stop, from any cause, is one call: :meth:`Session.request_stop` records the
 first reason and cancels the work scope. Teardown then runs ``on_stream_stop``
 once (only after every processing call has returned, RUN-077), emits
-``stream_stopped``, closes the outlets, and lets the writers drain. The whole
-teardown is bounded by ``stop_timeout``; past it the owner cancels the lot.
+``stream_stopped``, closes the outlets, and lets the writers drain.
+
+The stop deadline is counted once, from the stop decision (RUN-126): the session
+bounds its own teardown by it, ``on_stream_stop`` gets the first 80 % of it, the
+rest is kept for ``stream_stopped`` and the drain, and the manager waiting on a
+stop waits for the same instant. (Two separate ``stop_timeout`` budgets, one for
+the hook and one for the caller, let a slow hook use up the caller's and lose
+``stream_stopped``.)
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import attrs
 import httpx
 import trio
 
-from ._errors import TrickleError
+from ._errors import ProtocolError, TrickleError
 from ._hooks import call_hook
 from ._live_pipeline import (
     LivePipeline,
@@ -65,9 +71,46 @@ from ._wire_telemetry import (
     TelemetryEvent,
 )
 
-__all__ = ["Session", "SessionSettings", "StartFailed"]
+__all__ = [
+    "MAX_FAILURE_MESSAGE",
+    "Session",
+    "SessionSettings",
+    "StartFailed",
+    "describe_failure",
+    "first_failure",
+]
 
 log = logging.getLogger("trio_trickle.session")
+
+#: Longest failure message a session reports (``stream_stopped``'s ``error``, RUN-125).
+MAX_FAILURE_MESSAGE = 200
+#: Share of the stop deadline ``on_stream_stop`` may use; the rest publishes
+#: ``stream_stopped`` and drains the channels (RUN-126).
+STOP_HOOK_SHARE = 0.8
+
+
+def first_failure(exc: BaseException) -> BaseException:
+    """The first real failure inside ``exc``: the first leaf of an exception group
+    that is not a cancellation (``exc`` itself when it is no group or holds none)."""
+    pending: list[BaseException] = [exc]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, BaseExceptionGroup):
+            pending[:0] = item.exceptions
+        elif not isinstance(item, trio.Cancelled):
+            return item
+    return exc
+
+
+def describe_failure(exc: BaseException) -> str:
+    """``<Type>: <first line>`` of :func:`first_failure`, at most ``MAX_FAILURE_MESSAGE``
+    characters: never a group's repr, never a traceback or a megabyte of text."""
+    leaf = first_failure(exc)
+    lines = str(leaf).strip().splitlines()
+    text = f"{type(leaf).__name__}: {lines[0]}" if lines else type(leaf).__name__
+    if len(text) > MAX_FAILURE_MESSAGE:
+        text = text[: MAX_FAILURE_MESSAGE - 3] + "..."
+    return text
 
 
 def _default_device() -> str:
@@ -176,6 +219,10 @@ class Session:
         self.counters = SessionCounters()
         self.stop_reason: StopReason | None = None
         self.stop_detail: str | None = None
+        #: trio time by which teardown is over; set once, at the stop decision (RUN-126).
+        self.stop_deadline: float | None = None
+        #: True once ``on_stream_start`` returned and the start was reported.
+        self.reported_started = False
         self.error: str | None = None
         self._on_error = on_error or (lambda message: None)
         self._work = trio.CancelScope()
@@ -225,7 +272,11 @@ class Session:
         self._telemetry(EVENT_ERROR, error=error)
 
     def _put_event(self, event_type: str, **fields: Any) -> None:
-        """A stream event for the events channel, stamped and tagged with the stream id."""
+        """A stream event for the events channel, stamped and tagged with the stream id.
+
+        Never raises: the fields are bounded (RUN-125), and were one ever refused
+        anyway, losing that event must not break the teardown that sends it.
+        """
         event = {
             "type": event_type,
             "timestamp": _now_ms(),
@@ -233,7 +284,10 @@ class Session:
             **fields,
         }
         envelope = {"queue_event_type": "ai_stream_events", "event": event}
-        self.outlets.events.put(encode_event_segment(envelope))
+        try:
+            self.outlets.events.put(encode_event_segment(envelope))
+        except ProtocolError as exc:
+            log.error("session %s: %s event not sent: %s", self.id, event_type, exc)
 
     # -- control from outside ----------------------------------------------------
 
@@ -246,14 +300,21 @@ class Session:
         if self.stop_reason is None:
             self.stop_reason = reason
             self.stop_detail = detail
-        self.params_queue.cancel_all("the stream is stopping")
+        self._decide_stop()
+        self.params_queue.cancel_all()
         self._work.cancel()
 
     def note_reason(self, reason: StopReason) -> None:
         """Record why the stream is ending without cancelling the drain in progress."""
         if self.stop_reason is None:
             self.stop_reason = reason
-        self.params_queue.cancel_all("the stream is stopping")
+        self.params_queue.cancel_all()
+
+    def _decide_stop(self) -> None:
+        """Fix the stop deadline, once; the session's whole tree ends by it (RUN-126)."""
+        if self.stop_deadline is None:
+            self.stop_deadline = trio.current_time() + self.settings.stop_timeout
+            self._outer.deadline = self.stop_deadline
 
     def abandon(self) -> None:
         """Cancel everything now, teardown included (the stop deadline passed)."""
@@ -263,12 +324,18 @@ class Session:
     async def wait_done(self) -> None:
         await self._done.wait()
 
-    def fail(self, message: str) -> None:
-        """Record an unrecoverable error and stop with reason ``failed``."""
+    def fail(self, message: str, *, public: str | None = None) -> None:
+        """Record an unrecoverable error and stop with reason ``failed``.
+
+        ``message`` (cut to ``MAX_FAILURE_MESSAGE``) goes into ``stream_stopped``;
+        ``public``, when given, is what ``/stream/status`` shows as ``last_error``
+        (an HTTP body: the exception type, never its text, RUN-026).
+        """
+        message = message[:MAX_FAILURE_MESSAGE]
         if self.error is None:
             self.error = message
             self._telemetry_error(ERROR_STREAM_FAILED, message, recoverable=False)
-        self._on_error(message)
+        self._on_error(public or message)
         self.request_stop(StopReason.FAILED)
 
     def report_error(self, message: str) -> None:
@@ -315,8 +382,10 @@ class Session:
                         self.state = SessionState.RUNNING
                         self._stream_started_at = time.monotonic()
                         self._telemetry(EVENT_STREAM_STARTED)
+                        self.reported_started = True
                         task_status.started()
                         await self._run_work()
+                        self._decide_stop()  # the work ended by itself (input ended)
                         self.state = SessionState.STOPPING
                         await self._teardown()
                     finally:
@@ -326,6 +395,7 @@ class Session:
         finally:
             unbind_outlets(token)
             self.state = SessionState.STOPPING
+            self.params_queue.cancel_all()  # whatever still waits is answered (RUN-121)
             self._done.set()
 
     async def _start_hook(self) -> None:
@@ -356,11 +426,18 @@ class Session:
                         work.start_soon(MediaGraph(self).run)
             except Exception as exc:  # a child failed: the whole stream stops
                 log.exception("session %s failed", self.id)
-                self.fail(f"{type(exc).__name__}: {exc}")
+                leaf = first_failure(exc)
+                self.fail(describe_failure(exc), public=f"stream failed: {type(leaf).__name__}")
 
     async def _teardown(self) -> None:
-        """``on_stream_stop`` once, ``stream_stopped``, then close the outlets."""
-        with trio.move_on_after(self.settings.stop_timeout) as scope:
+        """``on_stream_stop`` once, ``stream_stopped``, then close the outlets.
+
+        ``on_stream_stop`` ends by its share of the one stop deadline, so the
+        rest of it is left for ``stream_stopped`` to go out (RUN-099, RUN-126).
+        """
+        assert self.stop_deadline is not None
+        hook_deadline = self.stop_deadline - (1 - STOP_HOOK_SHARE) * self.settings.stop_timeout
+        with trio.move_on_at(hook_deadline) as scope:
             try:
                 await call_hook(self.pipeline.on_stream_stop)
             except Exception:
@@ -478,7 +555,12 @@ class Session:
         return status.to_envelope().to_wire()
 
     async def _apply_params(self) -> None:
-        """One ``on_params_update`` at a time, in arrival order (RUN-088)."""
+        """One ``on_params_update`` at a time, in arrival order (RUN-088).
+
+        The job taken off the queue is this task's to answer: a stop that cancels
+        its hook answers it as stopped (RUN-121), since ``Cancelled`` is no
+        ``Exception`` and would otherwise leave its caller waiting for ever.
+        """
         while True:
             job = await self.params_queue.next()
             try:
@@ -494,3 +576,5 @@ class Session:
             else:
                 self.params = dict(job.params)
                 job.succeed()
+            finally:
+                job.stop()  # only if still unanswered: cancelled by the stop

@@ -25,6 +25,7 @@ from ._telemetry_runner import CapturedEvent, RunnerTelemetry
 from ._wire_channels import ControlMessage, KeepAlive, decode_control
 from ._wire_runner import StopReason
 from ._wire_telemetry import TelemetryEvent
+from ._wire_util import is_utf8_json
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -39,19 +40,31 @@ class ParamsJob:
     """One params update waiting for ``on_params_update``.
 
     HTTP updates wait for their outcome (``done``); control-channel updates do not.
+    Exactly one outcome is recorded, the first: applied, failed (``error``), or
+    ``stopped`` (the session ended before the update was applied, RUN-121).
+    Whoever holds the job answers it: the queue while it waits there, the params
+    applier once taken, and the session's end for anything left.
     """
 
     params: dict[str, Any]
     from_control: bool
     done: trio.Event = attrs.field(factory=trio.Event)
     error: str | None = None
+    stopped: bool = False
 
     def succeed(self) -> None:
         self.done.set()
 
     def fail(self, message: str) -> None:
-        self.error = message
-        self.done.set()
+        if not self.done.is_set():
+            self.error = message
+            self.done.set()
+
+    def stop(self) -> None:
+        """The session is ending and will not apply this update."""
+        if not self.done.is_set():
+            self.stopped = True
+            self.done.set()
 
 
 class ParamsQueue:
@@ -61,11 +74,11 @@ class ParamsQueue:
     def __init__(self) -> None:
         self._jobs: collections.deque[ParamsJob] = collections.deque()
         self._wake = trio.Event()
-        self._closed_reason: str | None = None
+        self._closed = False
 
     def put(self, job: ParamsJob) -> None:
-        if self._closed_reason is not None:
-            job.fail(self._closed_reason)  # nobody will apply it: answer at once
+        if self._closed:
+            job.stop()  # nobody will apply it: answer at once
             return
         if job.from_control and self._jobs and self._jobs[-1].from_control:
             self._jobs[-1] = job
@@ -82,11 +95,11 @@ class ParamsQueue:
             await self._wake.wait()
         return self._jobs.popleft()
 
-    def cancel_all(self, message: str) -> None:
-        """Fail every waiting job and every later one (the session is stopping)."""
-        self._closed_reason = message
+    def cancel_all(self) -> None:
+        """Answer every waiting job and every later one as stopped (the session is ending)."""
+        self._closed = True
         while self._jobs:
-            self._jobs.popleft().fail(message)
+            self._jobs.popleft().stop()
 
 
 async def control_updates(session: Session) -> None:
@@ -106,6 +119,9 @@ async def control_updates(session: Session) -> None:
                 if message is None or isinstance(message, KeepAlive):
                     continue
                 assert isinstance(message, ControlMessage)
+                if not is_utf8_json(message.params):  # RUN-122, skipped as RUN-086 says
+                    log.warning("session %s: control message skipped: bad Unicode", session.id)
+                    continue
                 session.params_queue.put(ParamsJob(params=dict(message.params), from_control=True))
     except ChannelClosed:
         pass

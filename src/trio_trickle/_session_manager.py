@@ -3,7 +3,9 @@
 The manager owns one nursery in which every session runs. Sessions are
 shielded from the manager's own cancellation so that a runner shutting down
 stops each stream *gracefully* (reason ``shutdown``, ``on_stream_stop`` once,
-RUN-105) within the stop deadline, and only then cancels what is left.
+RUN-105) within the stop deadline, and only then cancels what is left. The
+deadline is the session's own (fixed at the stop decision, RUN-126): the manager
+waits for that instant, it does not start a second budget of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import trio
 from ._client_http import create_http_client
 from ._errors import ProtocolError
 from ._live_pipeline import LivePipeline
-from ._session import Session, SessionSettings, StartFailed
+from ._session import Session, SessionSettings, StartFailed, first_failure
 from ._session_io import ParamsJob
 from ._telemetry_runner import RunnerTelemetry
 from ._wire_runner import StopReason, StreamStartRequest
@@ -26,6 +28,10 @@ from ._wire_runner import StopReason, StreamStartRequest
 __all__ = ["StreamManager"]
 
 log = logging.getLogger("trio_trickle.session")
+
+#: How long past a session's stop deadline a stop still waits once it cancelled
+#: the lot (a sync hook gets a short grace to return, see ``_hooks``).
+ABANDON_GRACE = 1.0
 
 
 class StreamManager:
@@ -93,13 +99,18 @@ class StreamManager:
                 self._client = None
 
     async def _shutdown(self) -> None:
-        for session in self.sessions():
+        sessions = self.sessions()
+        for session in sessions:
             session.request_stop(StopReason.SHUTDOWN)
-        with trio.move_on_after(self.settings.stop_timeout):
-            for session in self.sessions():
+        deadlines = [s.stop_deadline for s in sessions if s.stop_deadline is not None]
+        with trio.move_on_at(max(deadlines, default=trio.current_time())):
+            for session in sessions:
                 await session.wait_done()
         for session in self.sessions():
             session.abandon()
+        with trio.move_on_after(ABANDON_GRACE):
+            for session in sessions:
+                await session.wait_done()
 
     async def _run_session(
         self, session: Session, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -108,10 +119,18 @@ class StreamManager:
             # Shielded: only request_stop/abandon end a session, never a stray cancel.
             with trio.CancelScope(shield=True):
                 await session.run(task_status=task_status)
+            if not session.reported_started:
+                raise StartFailed("stream start failed: the stream ended before it started")
         except StartFailed:
             raise
-        except Exception:  # run() handles its own failures; this is a last line
+        except Exception as exc:  # run() handles its own failures; this is a last line
             log.exception("session %s crashed", session.id)
+            if not session.reported_started:
+                # Whatever broke the start, the caller gets a start failure, not
+                # nursery.start's "child exited without calling started()" (RUN-124).
+                leaf = first_failure(exc)
+                raise StartFailed(f"stream start failed: {type(leaf).__name__}") from None
+            self._record_error(f"stream failed: {type(first_failure(exc)).__name__}")
         finally:
             if self._sessions.get(session.id) is session:
                 del self._sessions[session.id]
@@ -160,7 +179,10 @@ class StreamManager:
             raise ProtocolError("no such stream is running", status=404)
         job = ParamsJob(params=dict(params), from_control=False)
         session.params_queue.put(job)
+        # The session answers every job it was given, by its end at the latest (RUN-121).
         await job.done.wait()
+        if job.stopped:
+            raise ProtocolError("the stream stopped before the update was applied", status=404)
         if job.error is not None:
             raise ProtocolError(job.error, status=500)
 
@@ -170,12 +192,13 @@ class StreamManager:
         if session is None:
             return
         session.request_stop(StopReason.STOP_REQUESTED, reason)
-        with trio.move_on_after(self.settings.stop_timeout):
+        assert session.stop_deadline is not None
+        with trio.move_on_at(session.stop_deadline):  # the session's one deadline (RUN-126)
             await session.wait_done()
             return
         log.warning("session %s: teardown outlived the stop deadline; cancelling", session.id)
         session.abandon()
-        with trio.move_on_after(1.0):
+        with trio.move_on_after(ABANDON_GRACE):
             await session.wait_done()
 
     def status(self, stream_id: str | None) -> list[dict[str, Any]]:

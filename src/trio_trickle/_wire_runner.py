@@ -42,18 +42,22 @@ from ._wire_runner_status import (
 
 # The SDK app imports this check from here; its one definition is in _wire_util.
 from ._wire_util import (
+    channel_url,
+    channel_url_problem,
     expect_object,
     fail,
     get_object,
     get_opt_str,
     get_str,
-    http_url,
     is_plain_json as is_plain_json,
+    is_utf8_json,
     json_object,
     json_object_without,
     optional,
     parse_json,
     text,
+    utf8_json_object,
+    without_surrogates,
 )
 
 __all__ = [
@@ -70,13 +74,26 @@ __all__ = [
 
 MAX_STOP_REASON_LENGTH = 1024
 MAX_URL_LENGTH = 2048
+_NOT_UNICODE = "text that is not valid Unicode (a lone surrogate escape)"
 
 
-def _http_url(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    # Length first: a hostile megabyte "URL" is refused before it is parsed.
-    if isinstance(value, str) and len(value) > MAX_URL_LENGTH:
-        raise fail(attribute, f"longer than {MAX_URL_LENGTH} characters")
-    http_url(inst, attribute, value)
+#: Every URL of a start body is a plain channel URL (RUN-047, RUN-123): checked here,
+#: so a URL the session's clients would refuse never gets as far as a session. The
+#: path is the runner's check (:meth:`StreamStartRequest.require_channel_paths`).
+_http_url = channel_url(MAX_URL_LENGTH, need_path=False)
+_id_text = text(MAX_ID_LENGTH)
+
+
+def _utf8(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Text that UTF-8 can carry: a lone surrogate escape would fail every later write
+    of it (a status body, an event), so it is refused where it comes in (RUN-122)."""
+    if not is_utf8_json(value):
+        raise fail(attribute, "must not hold text that is not valid Unicode (a lone surrogate)")
+
+
+def _id(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _id_text(inst, attribute, value)
+    _utf8(inst, attribute, value)
 
 
 def _decode(data: bytes | str, what: str, *, status: int | None = None) -> object:
@@ -110,6 +127,15 @@ class PredictRequest:
             raise InvalidMessage("predict body: expected a JSON object", status=422)
         return cls(arguments=dict(obj))
 
+    def require_unicode(self) -> None:
+        """Raise 422 if any text in the body is not valid Unicode (RUN-122).
+
+        Apart from decoding, so that a runner first matches the members against
+        ``predict`` (an unknown member's 400 names it, RUN-024), then refuses.
+        """
+        if not is_utf8_json(self.arguments):
+            raise InvalidMessage(f"predict body: {_NOT_UNICODE}", status=422)
+
     @classmethod
     def from_bytes(cls, data: bytes) -> PredictRequest:
         if not data.strip():
@@ -131,6 +157,12 @@ _START_KEYS = frozenset(
     }
 )
 _MEDIA_KEYS = ("subscribe_url", "publish_url", "data_url")
+_extra = json_object_without(_START_KEYS)
+
+
+def _start_extra(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _extra(inst, attribute, value)
+    _utf8(inst, attribute, value)
 
 
 @attrs.frozen(kw_only=True)
@@ -147,14 +179,14 @@ class StreamStartRequest:
     orchestrator merges in) are kept in ``extra`` and re-emitted.
     """
 
-    gateway_request_id: str = attrs.field(validator=text(MAX_ID_LENGTH))
+    gateway_request_id: str = attrs.field(validator=_id)
     control_url: str = attrs.field(validator=_http_url)
     events_url: str = attrs.field(validator=_http_url)
     subscribe_url: str | None = attrs.field(default=None, validator=optional(_http_url))
     publish_url: str | None = attrs.field(default=None, validator=optional(_http_url))
     data_url: str | None = attrs.field(default=None, validator=optional(_http_url))
-    params: dict[str, Any] | None = attrs.field(default=None, validator=optional(json_object))
-    extra: dict[str, Any] = attrs.field(factory=dict, validator=json_object_without(_START_KEYS))
+    params: dict[str, Any] | None = attrs.field(default=None, validator=optional(utf8_json_object))
+    extra: dict[str, Any] = attrs.field(factory=dict, validator=_start_extra)
 
     @classmethod
     def build(
@@ -221,6 +253,17 @@ class StreamStartRequest:
             raise InvalidMessage(
                 "stream start: one of subscribe_url, publish_url or data_url is required"
             )
+
+    def require_channel_paths(self) -> None:
+        """Raise 400 unless every URL has a path naming its channel (RUN-123).
+
+        A runner calls this before starting a session: its trickle clients
+        address ``<url>/<seq>``, so ``http://host:port`` alone names nothing.
+        """
+        for name in ("control_url", "events_url", *_MEDIA_KEYS):
+            value = getattr(self, name)
+            if value is not None and channel_url_problem(value, MAX_URL_LENGTH) is not None:
+                raise InvalidMessage(f"stream start: {name} must have a path naming the channel")
 
     def effective_params(self) -> dict[str, Any]:
         """What ``on_stream_start`` receives: the params, or ``{}`` for null (RUN-074)."""
@@ -317,7 +360,7 @@ class StreamParamsRequest:
     ``{"keep":"alive"}`` on the control channel is a keepalive, not an update.
     """
 
-    params: dict[str, Any] = attrs.field(validator=json_object)
+    params: dict[str, Any] = attrs.field(validator=utf8_json_object)
 
     @property
     def is_keepalive(self) -> bool:
@@ -331,6 +374,8 @@ class StreamParamsRequest:
     def from_wire(cls, obj: object) -> StreamParamsRequest:
         if not isinstance(obj, dict) or not is_plain_json(obj):
             raise InvalidMessage("params update: expected a JSON object")
+        if not is_utf8_json(obj):
+            raise InvalidMessage(f"params update: {_NOT_UNICODE}")
         return cls(params=dict(obj))
 
     @classmethod
@@ -353,7 +398,9 @@ class StreamParamsResponse:
 
 
 def _reason_from_text(value: str) -> str | None:
-    value = value[:MAX_STOP_REASON_LENGTH]
+    # A stop is never refused (RUN-064): text UTF-8 cannot carry is replaced, the
+    # way RUN-065 replaces invalid bytes, instead of failing the stop (RUN-122).
+    value = without_surrogates(value[:MAX_STOP_REASON_LENGTH])
     return value if value.strip() else None
 
 
@@ -364,6 +411,7 @@ def _stop_reason(inst: object, attribute: attrs.Attribute[Any], value: object) -
     if value is None:
         return
     _reason_text(inst, attribute, value)
+    _utf8(inst, attribute, value)
     assert isinstance(value, str)
     if not value.strip():
         raise fail(attribute, "must not be blank")

@@ -35,6 +35,7 @@ INT64_MIN = -(2**63)
 
 _MISSING: Any = object()
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def parse_json(data: bytes | str, what: str) -> object:
@@ -99,6 +100,78 @@ def is_http_url(value: object) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(host)
+
+
+def is_utf8_json(value: object) -> bool:
+    """True if every string in a JSON value, member names included, can be encoded as UTF-8.
+
+    ``json.loads`` turns a lone surrogate escape (``"\\ud800"``) into a Python
+    string that UTF-8 cannot carry; such text, accepted, fails later wherever it
+    is written back out (a status body, an event). Iterative, like
+    :func:`is_plain_json`; values that are not JSON are skipped, not judged.
+    """
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not _encodes(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+def _encodes(value: str) -> bool:
+    # Only surrogates (U+D800..U+DFFF) fail; checking the cheap case first keeps
+    # the common all-ASCII string from being encoded at all.
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def without_surrogates(value: str) -> str:
+    """``value`` with each character UTF-8 cannot carry (a lone surrogate) replaced by U+FFFD."""
+    return value if _encodes(value) else _SURROGATE.sub("\ufffd", value)
+
+
+#: Printable ASCII without space: what a channel URL may hold (RFC 3986 characters).
+_URL_CHARS = re.compile(r"[\x21-\x7e]+")
+
+
+def channel_url_problem(value: object, max_length: int, *, need_path: bool = True) -> str | None:
+    """Why ``value`` is not a trickle channel URL, or None when it is one.
+
+    A channel URL is what a trickle client can append ``/<seq>`` to: ``http`` or
+    ``https``, a host (and a valid port when one is given), a path naming the
+    channel (unless ``need_path`` is false), no query or fragment, printable ASCII
+    only (no whitespace or control characters, so nothing can be smuggled into a
+    request line), at most ``max_length`` characters.
+    """
+    if not isinstance(value, str):
+        return "must be a string"
+    if len(value) > max_length:
+        return f"longer than {max_length} characters"
+    if not _URL_CHARS.fullmatch(value):
+        return "must be printable ASCII without whitespace or control characters"
+    try:
+        parts = urlsplit(value)
+        host, _port = parts.hostname, parts.port
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be an absolute http(s) URL with a host"
+    if need_path and not parts.path.strip("/"):
+        return "must have a path naming the channel"
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        return "must not have a query or fragment"
+    return None
 
 
 # -- field access ----------------------------------------------------------------
@@ -414,6 +487,25 @@ def http_url(_inst: object, attribute: attrs.Attribute[Any], value: object) -> N
     """Validator: an absolute http(s) URL (see :func:`is_http_url`)."""
     if not is_http_url(value):
         raise fail(attribute, f"must be an absolute http(s) URL, got {value!r}")
+
+
+def channel_url(max_length: int, *, need_path: bool = True) -> Validator:
+    """Validator factory: a trickle channel URL (see :func:`channel_url_problem`)."""
+
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        problem = channel_url_problem(value, max_length, need_path=need_path)
+        if problem is not None:
+            shown = value[:100] if isinstance(value, str) else type(value).__name__
+            raise fail(attribute, f"{problem}, got {shown!r}")
+
+    return check
+
+
+def utf8_json_object(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Validator: a JSON object (:func:`json_object`) whose text is all valid Unicode."""
+    json_object(inst, attribute, value)
+    if not is_utf8_json(value):
+        raise fail(attribute, "must not hold text that is not valid Unicode (a lone surrogate)")
 
 
 def eth_address(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
