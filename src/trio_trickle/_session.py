@@ -41,7 +41,7 @@ import httpx
 import trio
 
 from ._errors import ProtocolError, TrickleError
-from ._hooks import call_hook
+from ._hooks import DEFAULT_CANCEL_GRACE, call_hook
 from ._live_pipeline import (
     LivePipeline,
     StreamOutlets,
@@ -436,10 +436,12 @@ class Session:
         rest of it is left for ``stream_stopped`` to go out (RUN-099, RUN-126).
         """
         assert self.stop_deadline is not None
-        hook_deadline = self.stop_deadline - (1 - STOP_HOOK_SHARE) * self.settings.stop_timeout
-        with trio.move_on_at(hook_deadline) as scope:
+        reserve = (1 - STOP_HOOK_SHARE) * self.settings.stop_timeout
+        # A sync hook cut off still gets a grace to return; it must not eat the reserve.
+        grace = min(DEFAULT_CANCEL_GRACE, reserve / 4)
+        with trio.move_on_at(self.stop_deadline - reserve) as scope:
             try:
-                await call_hook(self.pipeline.on_stream_stop)
+                await call_hook(self.pipeline.on_stream_stop, cancel_grace=grace)
             except Exception:
                 log.exception("session %s: on_stream_stop raised", self.id)
         if scope.cancelled_caught:

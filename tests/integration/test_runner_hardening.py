@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -287,17 +288,36 @@ class StopHangs(LivePipeline):
         await self.release.wait()
 
 
+class SyncStopHangs(LivePipeline):
+    """The same in a worker thread, which no cancellation can interrupt."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = False
+
+    def on_stream_stop(self) -> None:
+        self.entered = True
+        self.emit_event({"type": "last_words"})
+        self.release.wait(30)
+
+
 @pytest.mark.spec("RUN-126", "RUN-099", "RUN-078", "RUN-068")
-async def test_a_slow_on_stream_stop_does_not_lose_stream_stopped() -> None:
-    pipeline = StopHangs()
-    settings = SessionSettings(device="cpu", heartbeat_interval=0.5, stop_timeout=2.5)
-    with trio.fail_after(30):
-        async with live_rig(pipeline, settings=settings) as rig:
-            assert (await rig.start("s")).status_code == 200
-            response = await rig.http.post(rig.runner.url + "/stream/stop", content=b"bye")
-            assert response.json() == {"status": "stopped"}
-            assert pipeline.entered
-            await rig.wait_for(lambda: "stream_stopped" in rig.event_types(), 10)
+@pytest.mark.parametrize("kind", [StopHangs, SyncStopHangs])
+async def test_a_slow_on_stream_stop_does_not_lose_stream_stopped(
+    kind: type[StopHangs | SyncStopHangs],
+) -> None:
+    pipeline = kind()
+    settings = SessionSettings(device="cpu", heartbeat_interval=0.5, stop_timeout=3.0)
+    try:
+        with trio.fail_after(30):
+            async with live_rig(pipeline, settings=settings) as rig:
+                assert (await rig.start("s")).status_code == 200
+                response = await rig.http.post(rig.runner.url + "/stream/stop", content=b"bye")
+                assert response.json() == {"status": "stopped"}
+                assert pipeline.entered
+                await rig.wait_for(lambda: "stream_stopped" in rig.event_types(), 10)
+    finally:
+        pipeline.release.set()
     types = rig.event_types()
     assert types.index("last_words") < types.index("stream_stopped")
     stopped = next(e["event"] for e in rig.events if e["event"]["type"] == "stream_stopped")
