@@ -39,9 +39,8 @@ VERSIONS = st.sampled_from(
     [b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/0.9", b"HTTP/1.1x", b""]
 )
 
-CHANNELS = st.sampled_from(
-    ["fz", "fz", "fz-out", "_changes", "a%2Fb", "%ff", "%", "x" * 300, "ü", "a b", ""]
-)
+# No "_"-names: the idle sweep spares them, so a GET parked there would wait for good.
+CHANNELS = st.sampled_from(["fz", "fz", "fz-out", "a%2Fb", "%ff", "%", "x" * 300, "ü", "a b", ""])
 SEQS = st.sampled_from(
     ["0", "1", "2", "-1", "-2", "-3", "next", "99999999999999999999", "abc", "1.5", "", "0/x"]
 )

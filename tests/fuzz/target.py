@@ -30,7 +30,14 @@ async def _wait_for_stdin_close() -> None:
 
 
 async def main(kind: str) -> None:
-    config = ServerConfig(autocreate=True, max_buffered_bytes=64 * 1024 * 1024)
+    # Channels idle for 2 s are swept, so a long poll the fuzz leaves parked (a GET
+    # for the next segment, pipelined bytes behind it) ends within the hang bound.
+    config = ServerConfig(
+        autocreate=True,
+        max_buffered_bytes=64 * 1024 * 1024,
+        idle_timeout=2.0,
+        sweep_interval=0.5,
+    )
     async with open_trickle_server(config, timeouts=TIMEOUTS) as trickle:
         if kind == "trickle":
             url = trickle.url
