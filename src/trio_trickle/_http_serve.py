@@ -29,6 +29,14 @@ found by sending raw bytes at a running server:
    ``max_incomplete_event_size`` bounds only a head still incomplete, so a
    20 KiB head sent at once reached the app. :func:`_bounded_heads` answers
    431 for a head over ``config.h11_max_incomplete_size`` whatever its arrival.
+5. **A reset behind a pipelined request held the socket for good**: with a
+   request's bytes pipelined behind one being answered, hypercorn's reader
+   parks them (h11 ``PAUSED``) and waits for the answer to end before it reads
+   again. If the client resets meanwhile, the answer's send fails, the stream
+   is told it is closed, and an app that then cancels its own answer (quart-trio
+   does, on ``http.disconnect``) never reports the stream's end: the reader
+   waited forever, holding the socket, its task and the connection. Here a
+   failed send also ends the reader.
 """
 
 from __future__ import annotations
@@ -107,6 +115,8 @@ class _ContainedTCPServer(TCPServer):
         self._timeouts = timeouts
         #: The idle timer currently bounds an unfinished request head.
         self._head_timer = False
+        #: Around the reader: cancelled once nothing more can be sent (point 5 above).
+        self._reading = trio.CancelScope()
 
     async def run(self) -> None:
         self._stats.opened += 1
@@ -151,6 +161,10 @@ class _ContainedTCPServer(TCPServer):
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                 # Busy: another task is half-closing this stream; the bytes cannot go.
                 await self.protocol.handle(Closed())
+                # No answer can reach the client, so nothing more is worth reading, and
+                # the reader may be parked on a pipelined request (point 5 above). Only
+                # now: the stream has been told (the app has its http.disconnect).
+                self._reading.cancel()
 
     async def _close(self) -> None:
         # Half-close only while no other task is sending: send_eof must not race a
@@ -174,22 +188,27 @@ class _ContainedTCPServer(TCPServer):
     async def _read_data(self) -> None:
         await self.idle_task.restart(self._task_group, self._header_timeout)
         self._head_timer = True
+        with self._reading:
+            await self._read_until_closed()
+        await self.protocol.handle(Closed())
+        # The peer is gone: no request can follow, so nothing is worth waiting for
+        # between requests. A request still being answered keeps the connection.
+        await self.idle_task.stop()
+
+    async def _read_until_closed(self) -> None:
         while True:
             try:
                 with trio.fail_after(self.config.read_timeout or inf):
                     data = await self.stream.receive_some(MAX_RECV)
             except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
-                break
+                return
+            # May wait (h11 PAUSED) until the request being answered ends.
             await self.protocol.handle(RawData(bytes(data)))
             if data == b"":
-                break
+                return
             if not self._head_timer and self._head_pending():
                 self._head_timer = True
                 await self.idle_task.restart(self._task_group, self._header_timeout)
-        await self.protocol.handle(Closed())
-        # The peer is gone: no request can follow, so nothing is worth waiting for
-        # between requests. A request still being answered keeps the connection.
-        await self.idle_task.stop()
 
     def _head_pending(self) -> bool:
         """Bytes of a request head that has not completed are buffered."""
