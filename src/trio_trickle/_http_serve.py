@@ -242,14 +242,27 @@ def _head_size(scope: dict[str, Any]) -> int:
     return line + sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
 
 
+def _refusal(scope: dict[str, Any], limit: int) -> tuple[int, bytes] | None:
+    """The status and body a request is refused with before the app, or None to pass it."""
+    if _head_size(scope) > limit:
+        return 431, b"request header fields too large\n"
+    if not scope.get("path"):
+        # "GET ?x HTTP/1.1": h11 accepts it, quart indexes path[0] and answers 500.
+        return 400, b"invalid request target\n"
+    return None
+
+
 def _bounded_heads(app: ASGIApp, limit: int) -> ASGIApp:
-    """``app``, but a request whose head exceeds ``limit`` bytes gets 431 without reaching it."""
+    """``app``, but a head over ``limit`` bytes (431) or with no path (400) never reaches it."""
 
     async def bounded(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket") or _head_size(scope) <= limit:
+        refusal = None
+        if scope["type"] in ("http", "websocket"):
+            refusal = _refusal(scope, limit)
+        if refusal is None:
             await app(scope, receive, send)
             return
-        body = b"request header fields too large\n"
+        status, body = refusal
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
@@ -258,7 +271,7 @@ def _bounded_heads(app: ASGIApp, limit: int) -> ASGIApp:
         prefix = "http" if scope["type"] == "http" else "websocket.http"
         if prefix == "websocket.http":
             await receive()  # websocket.connect
-        await send({"type": f"{prefix}.response.start", "status": 431, "headers": headers})
+        await send({"type": f"{prefix}.response.start", "status": status, "headers": headers})
         await send({"type": f"{prefix}.response.body", "body": body})
 
     return bounded

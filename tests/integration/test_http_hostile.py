@@ -201,3 +201,13 @@ async def test_failing_hook_answers_500_without_its_text() -> None:
             reply = await client.post(handle.url + "ch")
         assert reply.status_code == 500
         assert reply.text == "internal error\n"
+
+
+@pytest.mark.spec("TRK-111")
+async def test_request_target_without_a_path_is_a_400_on_both_servers() -> None:
+    # h11 accepts "GET ?x"; quart indexed the empty path and answered 500.
+    async with open_trickle_server() as trickle, open_runner(Echo()) as runner:
+        for url in (trickle.root, runner.url):
+            for target in (b"?", b"?x=1"):
+                answer = await _exchange(_port(url), b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target)
+                assert STATUS.findall(answer) == [b"400"]
