@@ -324,14 +324,15 @@ async def serve_asgi(
             return server.run()
 
         async with trio.open_nursery() as connections:
-            task_status.started(binds)
             try:
                 async with trio.open_nursery() as accepting:
-                    accepting.start_soon(
+                    # Accepting before we report ready: the caller sees every task we run.
+                    await accepting.start(
                         functools.partial(
                             trio.serve_listeners, connection, listeners, handler_nursery=connections
                         )
                     )
+                    task_status.started(binds)
                     await shutdown_trigger()
                     accepting.cancel_scope.cancel()
             finally:
