@@ -71,14 +71,7 @@ from ._wire_telemetry import (
     TelemetryEvent,
 )
 
-__all__ = [
-    "MAX_FAILURE_MESSAGE",
-    "Session",
-    "SessionSettings",
-    "StartFailed",
-    "describe_failure",
-    "first_failure",
-]
+__all__ = ["Session", "SessionSettings", "StartFailed"]
 
 log = logging.getLogger("trio_trickle.session")
 
