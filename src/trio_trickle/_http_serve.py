@@ -246,6 +246,10 @@ def _refusal(scope: dict[str, Any], limit: int) -> tuple[int, bytes] | None:
     """The status and body a request is refused with before the app, or None to pass it."""
     if _head_size(scope) > limit:
         return 431, b"request header fields too large\n"
+    if scope["type"] == "websocket":
+        # Neither server speaks WebSocket: hypercorn would answer an unaccepted
+        # upgrade with an empty 500 (TRK-115).
+        return 400, b"websocket upgrade is not supported by this server\n"
     if not scope.get("path"):
         # "GET ?x HTTP/1.1": h11 accepts it, quart indexes path[0] and answers 500.
         return 400, b"invalid request target\n"

@@ -18,7 +18,7 @@ import trio
 from tests.integration.servers import wait_for
 from trio_trickle import ServerConfig, open_runner, open_trickle_server
 from trio_trickle._http_serve import HttpTimeouts
-from trio_trickle.examples import Echo
+from trio_trickle.examples import Echo, Passthrough
 
 ROUNDS = 40
 STATUS = re.compile(rb"HTTP/1\.[01] (\d{3})")
@@ -158,17 +158,29 @@ async def test_oversized_head_is_refused_and_closed() -> None:
         assert STATUS.findall(answer) in ([b"400"], [b"431"])
 
 
+UPGRADE = (
+    b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+    b"Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
 @pytest.mark.spec("TRK-115")
-async def test_websocket_upgrade_gets_a_plain_400() -> None:
-    async with open_trickle_server() as handle:
-        upgrade = (
-            b"GET /ai/trickle/ch/0 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
-            b"Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n"
-        )
-        answer = await _exchange(_port(handle.root), upgrade)
-        assert STATUS.findall(answer) == [b"400"]
-        assert answer.endswith(b"websocket upgrade is not supported by a trickle server\n")
+async def test_websocket_upgrade_gets_a_plain_400_from_every_server() -> None:
+    async with (
+        open_trickle_server() as trickle,
+        open_runner(Echo()) as pipeline,
+        open_runner(Passthrough()) as live,
+    ):
+        for url, path in (
+            (trickle.root, b"/ai/trickle/ch/0"),
+            (pipeline.url, b"/health"),
+            (live.url, b"/stream/start"),
+            (live.url, b"/nothing"),
+        ):
+            answer = await _exchange(_port(url), UPGRADE % path, half_close=False)
+            assert STATUS.findall(answer) == [b"400"]
+            assert answer.endswith(b"websocket upgrade is not supported by this server\n")
 
 
 @pytest.mark.spec("TRK-116")
