@@ -6,7 +6,13 @@ For each resolution, in one run:
   no session: the most a runner could do on this machine;
 * ``sustained_fps``: an identity ``LivePipeline`` (frames stay on the GPU when there
   is one) behind a real trickle server, the input published as fast as the
-  system takes it (no fps cap); output frames per second, and ``fps / ceiling``;
+  system takes it (no fps cap); output frames per second, and ``fps / ceiling``.
+  The decoder outruns process + encode here and, by design, never waits for them
+  (RUN-114: an 8-frame queue, oldest dropped), so these runs give the session a
+  queue that holds the whole input and never goes stale: every frame goes
+  through and the rate is the loop's. With the default queue the frames the
+  decoder gets ahead by are dropped (PyAV 18's ``to_ndarray("rgb24")`` is several
+  times faster than 17's, enough to get ahead); ``frames_dropped`` counts them;
 * ``frame_latency``: p50/p99 from a frame's bytes being published to the
   processed frame being decoded from the output channel (matched by pts);
 * optionally the same with a telemetry flood (``--flood N``): N telemetry events
@@ -33,6 +39,7 @@ import sys
 import time
 from typing import Any
 
+import attrs
 import httpx
 import trio
 
@@ -84,6 +91,11 @@ async def _stream_once(
     published: dict[int, float] = {}
     arrived: dict[int, float] = {}
     settings = SessionSettings(device=device, heartbeat_interval=1.0)
+    if pace_fps is None:
+        # Throughput: the backlog waits in the queue instead of being dropped. RUN-114's
+        # recent-wins is for live input; here it would count the decoder's lead over
+        # process + encode as lost frames. Live runs keep the runner's own policy.
+        settings = attrs.evolve(settings, video_queue=max(8, len(pts_list)), video_max_wait=3600.0)
     async with (
         open_trickle_server(ServerConfig()) as trickle,
         open_runner(pipeline, settings=settings, freeze_gc=True) as runner,
@@ -131,12 +143,13 @@ async def _stream_once(
 
         flooded = {"dropped": 0}
         first_output = trio.Event()
+        manager = runner.manager
+        assert manager is not None
+        # Held from the start: the manager forgets a session once it has ended.
+        session = manager.sessions()[0]
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_output)
-            manager = runner.manager
-            assert manager is not None
             if flood:
-                session = manager.sessions()[0]
 
                 def burst() -> None:
                     for index in range(flood):
@@ -181,9 +194,7 @@ async def _stream_once(
             with trio.move_on_after(10):
                 await done.wait()
             nursery.cancel_scope.cancel()
-        dropped = 0
-        for session in manager.sessions():
-            dropped += session.counters.frames_dropped
+        dropped = session.counters.frames_dropped
     return {
         "published": published,
         "arrived": arrived,
@@ -197,8 +208,9 @@ async def frame_loop(width: int, height: int, seconds: float, device: str, flood
     segments = await trio.to_thread.run_sync(
         lambda: generate_ts(seconds=seconds, width=width, height=height, fps=30, audio=False)
     )
-    source = [f for f in decode_segments(segments) if isinstance(f, VideoFrame)]
-    pts_list = [f.pts for f in source]
+    # Only the timestamps are kept: holding every decoded picture would cost as much
+    # memory as the throughput runs' session queue may take.
+    pts_list = [f.pts for f in decode_segments(segments) if isinstance(f, VideoFrame)]
     ceiling = await trio.to_thread.run_sync(lambda: codec_ceiling(segments, device=device))
     size = f"{width}x{height}"
     emit("codec_ceiling", float(ceiling["fps"]), "fps", size=size, device=device)
@@ -222,7 +234,13 @@ async def frame_loop(width: int, height: int, seconds: float, device: str, flood
         fps = (high - low) / span if high > low else 0.0
         middle = set(sorted(arrived, key=arrived.__getitem__)[low : high + 1])
         latencies = [(arrived[p] - published[p]) * 1000 for p in middle if p in published]
-        extra = {"size": size, "device": device, "frames_in": len(source), "frames_out": len(times)}
+        extra = {
+            "size": size,
+            "device": device,
+            "frames_in": len(pts_list),
+            "frames_out": len(times),
+            "frames_dropped": result["dropped"],
+        }
         if per_frame:
             extra["telemetry_burst"] = per_frame
             extra["telemetry_dropped"] = result["telemetry_dropped"]
