@@ -129,14 +129,20 @@ FUZZ = settings(
 )
 
 
-@pytest.mark.spec("TRK-111")
-def test_trickle_server_survives_raw_fuzz(trickle_target: Target) -> None:
+def _fuzz(target: Target, strategy: st.SearchStrategy[Plan]) -> None:
+    """Play ``FUZZ``'s number of connection plans against ``target``."""
+
     @FUZZ
-    @given(plans(requests(trickle_paths(), st.binary(max_size=300))))
+    @given(strategy)
     def play(plan: Plan) -> None:
-        trickle_target.play(plan)
+        target.play(plan)
 
     play()
+
+
+@pytest.mark.spec("TRK-111")
+def test_trickle_server_survives_raw_fuzz(trickle_target: Target) -> None:
+    _fuzz(trickle_target, plans(requests(trickle_paths(), st.binary(max_size=300))))
     # Still a trickle server: publish then read back on a fresh channel.
     with httpx.Client(timeout=10) as client:
         url = trickle_target.trickle + "after-fuzz/0"
@@ -152,12 +158,7 @@ def _runner_plans(target: Target) -> st.SearchStrategy[Plan]:
 
 @pytest.mark.spec("TRK-111", "RUN-008")
 def test_live_runner_survives_raw_fuzz(live_target: Target) -> None:
-    @FUZZ
-    @given(_runner_plans(live_target))
-    def play(plan: Plan) -> None:
-        live_target.play(plan)
-
-    play()
+    _fuzz(live_target, _runner_plans(live_target))
     with httpx.Client(timeout=10) as client:
         health = client.get(live_target.url + "/health")
         assert health.status_code == 200
@@ -178,12 +179,7 @@ def test_live_runner_survives_raw_fuzz(live_target: Target) -> None:
 
 @pytest.mark.spec("TRK-111")
 def test_pipeline_runner_survives_raw_fuzz(pipeline_target: Target) -> None:
-    @FUZZ
-    @given(_runner_plans(pipeline_target))
-    def play(plan: Plan) -> None:
-        pipeline_target.play(plan)
-
-    play()
+    _fuzz(pipeline_target, _runner_plans(pipeline_target))
     with httpx.Client(timeout=10) as client:
         answer = client.post(pipeline_target.url + "/predict", json={"text": "hi"})
         assert answer.status_code == 200
