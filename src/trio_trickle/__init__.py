@@ -17,28 +17,28 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._client_channels import (
+from ._client.channels import (
     JsonlReader as JsonlReader,
     JsonlWriter as JsonlWriter,
     JsonSegmentReader as JsonSegmentReader,
     JsonSegmentWriter as JsonSegmentWriter,
 )
-from ._client_http import (
+from ._client.http import (
     ClientTimeouts as ClientTimeouts,
     create_http_client as create_http_client,
 )
-from ._client_post import (
+from ._client.post import (
     QUEUE_CHUNKS as QUEUE_CHUNKS,
 )
-from ._client_publisher import (
+from ._client.publisher import (
     PublisherSegment as PublisherSegment,
     TricklePublisher as TricklePublisher,
 )
-from ._client_subscriber import (
+from ._client.subscriber import (
     SubscriberSegment as SubscriberSegment,
     TrickleSubscriber as TrickleSubscriber,
 )
-from ._core_channel import (
+from ._core.channel import (
     Answer as Answer,
     AppendResult as AppendResult,
     ByteBudget as ByteBudget,
@@ -47,12 +47,12 @@ from ._core_channel import (
     ReadCursor as ReadCursor,
     ReadSignal as ReadSignal,
 )
-from ._core_segment import (
+from ._core.segment import (
     Segment as Segment,
     SegmentEvent as SegmentEvent,
     SegmentState as SegmentState,
 )
-from ._core_server import (
+from ._core.server import (
     MethodNotAllowed as MethodNotAllowed,
     Operation as Operation,
     Route as Route,
@@ -71,26 +71,19 @@ from ._errors import (
     TransportError as TransportError,
     TrickleError as TrickleError,
 )
-from ._gateway_events import (
-    EventsReaderStats as EventsReaderStats,
-    gateway_connection as gateway_connection,
-    read_stream_events as read_stream_events,
+from ._media.encode_settings import (
+    SEGMENT_BOUNDARY as SEGMENT_BOUNDARY,
+    EncoderSettings as EncoderSettings,
+    EncodeStats as EncodeStats,
+    SegmentBoundary as SegmentBoundary,
 )
-from ._gc import (
-    freeze_gc_for_serving as freeze_gc_for_serving,
-)
-from ._hooks import (
+from ._sdk.hooks import (
     DEFAULT_CANCEL_GRACE as DEFAULT_CANCEL_GRACE,
     call_hook as call_hook,
     is_async_callable as is_async_callable,
     iterate_in_thread as iterate_in_thread,
 )
-from ._http_serve import (
-    ConnectionStats as ConnectionStats,
-    HttpTimeouts as HttpTimeouts,
-    serve_asgi as serve_asgi,
-)
-from ._live_pipeline import (
+from ._sdk.live_pipeline import (
     HOOK_NAMES as HOOK_NAMES,
     LivePipeline as LivePipeline,
     StreamOutlets as StreamOutlets,
@@ -100,25 +93,10 @@ from ._live_pipeline import (
     encode_event_segment as encode_event_segment,
     unbind_outlets as unbind_outlets,
 )
-from ._media_encode_settings import (
-    SEGMENT_BOUNDARY as SEGMENT_BOUNDARY,
-    EncoderSettings as EncoderSettings,
-    EncodeStats as EncodeStats,
-    SegmentBoundary as SegmentBoundary,
-)
-from ._metrics import (
-    LatencyMeter as LatencyMeter,
-    RateMeter as RateMeter,
-    SessionCounters as SessionCounters,
-)
-from ._openapi import (
+from ._sdk.openapi import (
     openapi_document as openapi_document,
 )
-from ._outlet import (
-    Bell as Bell,
-    DropOldestOutlet as DropOldestOutlet,
-)
-from ._pipeline import (
+from ._sdk.pipeline import (
     JsonType as JsonType,
     Pipeline as Pipeline,
     PredictParameter as PredictParameter,
@@ -126,34 +104,56 @@ from ._pipeline import (
     UnsupportedAnnotation as UnsupportedAnnotation,
     compile_annotation as compile_annotation,
 )
-from ._recent_queue import (
-    RecentQueue as RecentQueue,
+from ._server.connections import (
+    ConnectionStats as ConnectionStats,
+    HttpTimeouts as HttpTimeouts,
+    serve_asgi as serve_asgi,
 )
-from ._server import (
+from ._server.gc import (
+    freeze_gc_for_serving as freeze_gc_for_serving,
+)
+from ._server.trickle import (
     BeforeHook as BeforeHook,
     TrickleServer as TrickleServer,
     TrickleServerHandle as TrickleServerHandle,
     open_trickle_server as open_trickle_server,
 )
-from ._telemetry_buffer import (
+from ._session.metrics import (
+    LatencyMeter as LatencyMeter,
+    RateMeter as RateMeter,
+    SessionCounters as SessionCounters,
+)
+from ._session.recent_queue import (
+    RecentQueue as RecentQueue,
+)
+from ._telemetry.buffer import (
     EventBuffer as EventBuffer,
 )
-from ._telemetry_http import (
+from ._telemetry.gateway_events import (
+    EventsReaderStats as EventsReaderStats,
+    gateway_connection as gateway_connection,
+    read_stream_events as read_stream_events,
+)
+from ._telemetry.http import (
     HttpSink as HttpSink,
 )
-from ._telemetry_kafka import (
+from ._telemetry.kafka import (
     KafkaSink as KafkaSink,
     KafkaUnavailable as KafkaUnavailable,
     kafka_producer_config as kafka_producer_config,
 )
-from ._telemetry_runner import (
+from ._telemetry.outlet import (
+    Bell as Bell,
+    DropOldestOutlet as DropOldestOutlet,
+)
+from ._telemetry.runner import (
     CapturedEvent as CapturedEvent,
     RunnerTelemetry as RunnerTelemetry,
     StreamTelemetry as StreamTelemetry,
     TrickleEventsSink as TrickleEventsSink,
     connection_info_from_env as connection_info_from_env,
 )
-from ._telemetry_sinks import (
+from ._telemetry.sinks import (
     DEFAULT_KAFKA_TOPIC as DEFAULT_KAFKA_TOPIC,
     DEFAULT_SHUTDOWN_TIMEOUT as DEFAULT_SHUTDOWN_TIMEOUT,
     FanoutSink as FanoutSink,
@@ -165,13 +165,13 @@ from ._telemetry_sinks import (
     open_sink as open_sink,
     select_sink as select_sink,
 )
-from ._telemetry_spool import (
+from ._telemetry.spool import (
     DEFAULT_SPOOL_MAX_BYTES as DEFAULT_SPOOL_MAX_BYTES,
     DEFAULT_SPOOL_MAX_EVENTS as DEFAULT_SPOOL_MAX_EVENTS,
     SpoolContents as SpoolContents,
     TelemetrySpool as TelemetrySpool,
 )
-from ._wire_byoc import (
+from ._wire.byoc import (
     BYOC_BALANCE_HEADER as BYOC_BALANCE_HEADER,
     BYOC_CAPABILITY_HEADER as BYOC_CAPABILITY_HEADER,
     CapabilityRegistration as CapabilityRegistration,
@@ -179,7 +179,7 @@ from ._wire_byoc import (
     GatewayStreamStartResponse as GatewayStreamStartResponse,
     OrchestratorStreamUrls as OrchestratorStreamUrls,
 )
-from ._wire_byoc_token import (
+from ._wire.byoc_token import (
     BYOC_ETH_ADDRESS_HEADER as BYOC_ETH_ADDRESS_HEADER,
     BYOC_JOB_HEADER as BYOC_JOB_HEADER,
     JobParameters as JobParameters,
@@ -190,7 +190,7 @@ from ._wire_byoc_token import (
     JobToken as JobToken,
     decode_signature as decode_signature,
 )
-from ._wire_channel_events import (
+from ._wire.channel_events import (
     EVENTS_MAX_GAP as EVENTS_MAX_GAP,
     HEARTBEAT_INTERVAL as HEARTBEAT_INTERVAL,
     TOPIC_AI_STREAM_EVENTS as TOPIC_AI_STREAM_EVENTS,
@@ -202,7 +202,7 @@ from ._wire_channel_events import (
     decode_event as decode_event,
     encode_event as encode_event,
 )
-from ._wire_channels import (
+from ._wire.channels import (
     CONTROL_KEEPALIVE_INTERVAL as CONTROL_KEEPALIVE_INTERVAL,
     DATA_SEGMENT_INTERVAL as DATA_SEGMENT_INTERVAL,
     DEFAULT_MAX_SEGMENT_BYTES as DEFAULT_MAX_SEGMENT_BYTES,
@@ -226,18 +226,18 @@ from ._wire_channels import (
     encode_jsonl as encode_jsonl,
     mime_matches as mime_matches,
 )
-from ._wire_go import (
+from ._wire.go import (
     format_go_duration as format_go_duration,
     parse_go_duration as parse_go_duration,
 )
-from ._wire_live_runner import (
+from ._wire.live_runner import (
     HeartbeatRequest as HeartbeatRequest,
     HeartbeatResponse as HeartbeatResponse,
     RunnerChannel as RunnerChannel,
     RunnerGpu as RunnerGpu,
     RunnerPriceInfo as RunnerPriceInfo,
 )
-from ._wire_live_runner_channels import (
+from ._wire.live_runner_channels import (
     MAX_CHANNELS_PER_REQUEST as MAX_CHANNELS_PER_REQUEST,
     ChannelsDeleteRequest as ChannelsDeleteRequest,
     ChannelsDeleteResponse as ChannelsDeleteResponse,
@@ -252,13 +252,13 @@ from ._wire_live_runner_channels import (
     normalize_channel_name as normalize_channel_name,
     parse_o2r_message as parse_o2r_message,
 )
-from ._wire_live_runner_discovery import (
+from ._wire.live_runner_discovery import (
     AdvertisedPrice as AdvertisedPrice,
     DiscoveryEntry as DiscoveryEntry,
     DiscoveryResponse as DiscoveryResponse,
     DiscoveryRunner as DiscoveryRunner,
 )
-from ._wire_live_runner_payment import (
+from ._wire.live_runner_payment import (
     JsonErrorBody as JsonErrorBody,
     PaymentChallenge as PaymentChallenge,
     PaymentHeaders as PaymentHeaders,
@@ -266,7 +266,7 @@ from ._wire_live_runner_payment import (
     SessionReservation as SessionReservation,
     parse_reservation_402 as parse_reservation_402,
 )
-from ._wire_runner import (
+from ._wire.runner import (
     MAX_STOP_REASON_LENGTH as MAX_STOP_REASON_LENGTH,
     LiveVideoToVideoResponse as LiveVideoToVideoResponse,
     PredictRequest as PredictRequest,
@@ -277,7 +277,7 @@ from ._wire_runner import (
     StreamStopRequest as StreamStopRequest,
     StreamStopResponse as StreamStopResponse,
 )
-from ._wire_runner_status import (
+from ._wire.runner_status import (
     HEADER_STREAM_ID as HEADER_STREAM_ID,
     SSE_DONE as SSE_DONE,
     ErrorResponse as ErrorResponse,
@@ -292,7 +292,7 @@ from ._wire_runner_status import (
     encode_sse_data as encode_sse_data,
     encode_sse_error as encode_sse_error,
 )
-from ._wire_telemetry import (
+from ._wire.telemetry import (
     DEFAULT_CLIENT_SOURCE as DEFAULT_CLIENT_SOURCE,
     ENVELOPE_TYPE as ENVELOPE_TYPE,
     ERROR_MEDIA_AUDIO_OUTPUT_LOOP_FAILED as ERROR_MEDIA_AUDIO_OUTPUT_LOOP_FAILED,
@@ -326,13 +326,13 @@ from ._wire_telemetry import (
     TelemetryEvent as TelemetryEvent,
     TelemetryRelay as TelemetryRelay,
 )
-from ._wire_telemetry_sink import (
+from ._wire.telemetry_sink import (
     TelemetryBatch as TelemetryBatch,
     decode_spool as decode_spool,
     encode_spool as encode_spool,
     parse_retry_after as parse_retry_after,
 )
-from ._wire_trickle import (
+from ._wire.trickle import (
     CLOSED_VALUE as CLOSED_VALUE,
     HEADER_CLOSED as HEADER_CLOSED,
     HEADER_EXPECT_CONTENT as HEADER_EXPECT_CONTENT,
@@ -357,22 +357,22 @@ if TYPE_CHECKING:
         run_demo as run_demo,
         write_png as write_png,
     )
-    from ._media_decode import (
+    from ._media.decode import (
         DecodeStats as DecodeStats,
         TsDecoder as TsDecoder,
         decode_segments as decode_segments,
         decode_ts as decode_ts,
     )
-    from ._media_encode import (
+    from ._media.encode import (
         TsMuxer as TsMuxer,
         encode_ts as encode_ts,
     )
-    from ._media_frames import (
+    from ._media.frames import (
         AudioFrame as AudioFrame,
         MediaError as MediaError,
         VideoFrame as VideoFrame,
     )
-    from ._media_testsrc import (
+    from ._media.testsrc import (
         codec_ceiling as codec_ceiling,
         generate_frames as generate_frames,
         generate_ts as generate_ts,
@@ -381,28 +381,28 @@ if TYPE_CHECKING:
         test_pattern as test_pattern,
         tone as tone,
     )
-    from ._runner_app import (
+    from ._runner.app import (
         RunnerApp as RunnerApp,
         make_app as make_app,
     )
-    from ._serve import (
+    from ._runner.serve import (
         InvalidTarget as InvalidTarget,
         RunnerHandle as RunnerHandle,
         load_target as load_target,
         open_runner as open_runner,
         serve as serve,
     )
-    from ._session import (
-        Session as Session,
-        SessionSettings as SessionSettings,
-        StartFailed as StartFailed,
-    )
-    from ._session_io import (
+    from ._session.io import (
         ParamsJob as ParamsJob,
         ParamsQueue as ParamsQueue,
     )
-    from ._session_manager import (
+    from ._session.manager import (
         StreamManager as StreamManager,
+    )
+    from ._session.session import (
+        Session as Session,
+        SessionSettings as SessionSettings,
+        StartFailed as StartFailed,
     )
 
 #: Public names whose modules import PyAV or torch: loaded on first access.
@@ -411,35 +411,35 @@ _LAZY: dict[str, str] = {
     "DemoReport": "_demo",
     "run_demo": "_demo",
     "write_png": "_demo",
-    "DecodeStats": "_media_decode",
-    "TsDecoder": "_media_decode",
-    "decode_segments": "_media_decode",
-    "decode_ts": "_media_decode",
-    "TsMuxer": "_media_encode",
-    "encode_ts": "_media_encode",
-    "AudioFrame": "_media_frames",
-    "MediaError": "_media_frames",
-    "VideoFrame": "_media_frames",
-    "codec_ceiling": "_media_testsrc",
-    "generate_frames": "_media_testsrc",
-    "generate_ts": "_media_testsrc",
-    "live_pieces": "_media_testsrc",
-    "read_index": "_media_testsrc",
-    "test_pattern": "_media_testsrc",
-    "tone": "_media_testsrc",
-    "RunnerApp": "_runner_app",
-    "make_app": "_runner_app",
-    "InvalidTarget": "_serve",
-    "RunnerHandle": "_serve",
-    "load_target": "_serve",
-    "open_runner": "_serve",
-    "serve": "_serve",
-    "Session": "_session",
-    "SessionSettings": "_session",
-    "StartFailed": "_session",
-    "ParamsJob": "_session_io",
-    "ParamsQueue": "_session_io",
-    "StreamManager": "_session_manager",
+    "DecodeStats": "_media.decode",
+    "TsDecoder": "_media.decode",
+    "decode_segments": "_media.decode",
+    "decode_ts": "_media.decode",
+    "TsMuxer": "_media.encode",
+    "encode_ts": "_media.encode",
+    "AudioFrame": "_media.frames",
+    "MediaError": "_media.frames",
+    "VideoFrame": "_media.frames",
+    "codec_ceiling": "_media.testsrc",
+    "generate_frames": "_media.testsrc",
+    "generate_ts": "_media.testsrc",
+    "live_pieces": "_media.testsrc",
+    "read_index": "_media.testsrc",
+    "test_pattern": "_media.testsrc",
+    "tone": "_media.testsrc",
+    "RunnerApp": "_runner.app",
+    "make_app": "_runner.app",
+    "InvalidTarget": "_runner.serve",
+    "RunnerHandle": "_runner.serve",
+    "load_target": "_runner.serve",
+    "open_runner": "_runner.serve",
+    "serve": "_runner.serve",
+    "Session": "_session.session",
+    "SessionSettings": "_session.session",
+    "StartFailed": "_session.session",
+    "ParamsJob": "_session.io",
+    "ParamsQueue": "_session.io",
+    "StreamManager": "_session.manager",
 }
 
 

@@ -25,9 +25,9 @@ from typing import TextIO, TypeVar
 
 import trio
 
-from ._core_server import ServerConfig
-from ._http_serve import HttpTimeouts
-from ._server import open_trickle_server
+from ._core.server import ServerConfig
+from ._server.connections import HttpTimeouts
+from ._server.trickle import open_trickle_server
 from .conformance import (
     ChannelSetup,
     CheckResult,
@@ -404,7 +404,7 @@ def _trickle_server(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _serve_pipeline(args: argparse.Namespace, out: TextIO) -> int:
-    from ._serve import InvalidTarget, load_target, serve
+    from ._runner.serve import InvalidTarget, load_target, serve
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -27,20 +27,20 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
-from ._client_publisher import TricklePublisher
-from ._client_subscriber import TrickleSubscriber
-from ._core_server import ServerConfig
+from ._client.publisher import TricklePublisher
+from ._client.subscriber import TrickleSubscriber
+from ._core.server import ServerConfig
 from ._errors import ChannelClosed
-from ._gateway_events import gateway_connection, read_stream_events
-from ._live_pipeline import LivePipeline
-from ._media_decode import decode_segments, decode_ts
-from ._media_frames import AudioFrame, VideoFrame
-from ._media_testsrc import generate_ts, live_pieces
-from ._serve import open_runner
-from ._server import TrickleServerHandle, open_trickle_server
-from ._session import SessionSettings
-from ._telemetry_sinks import FanoutSink, NullSink, TelemetrySink, open_sink, select_sink
-from ._wire_telemetry import TelemetryEvent
+from ._media.decode import decode_segments, decode_ts
+from ._media.frames import AudioFrame, VideoFrame
+from ._media.testsrc import generate_ts, live_pieces
+from ._runner.serve import open_runner
+from ._sdk.live_pipeline import LivePipeline
+from ._server.trickle import TrickleServerHandle, open_trickle_server
+from ._session.session import SessionSettings
+from ._telemetry.gateway_events import gateway_connection, read_stream_events
+from ._telemetry.sinks import FanoutSink, NullSink, TelemetrySink, open_sink, select_sink
+from ._wire.telemetry import TelemetryEvent
 
 __all__ = ["DemoOptions", "DemoReport", "run_demo", "write_png"]
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._live_pipeline import LivePipeline
-from ._pipeline import Pipeline
+from ._sdk.live_pipeline import LivePipeline
+from ._sdk.pipeline import Pipeline
 
 if TYPE_CHECKING:  # torch and PyAV stay optional until a live stream decodes frames
-    from ._media_frames import VideoFrame
+    from ._media.frames import VideoFrame
 
 __all__ = ["Echo", "Invert", "Passthrough"]
 

@@ -16,8 +16,8 @@ import httpx
 import trio
 
 from trio_trickle import ServerConfig, open_runner, open_trickle_server
-from trio_trickle._client_http import ClientTimeouts
-from trio_trickle._http_serve import HttpTimeouts
+from trio_trickle._client.http import ClientTimeouts
+from trio_trickle._server.connections import HttpTimeouts
 
 #: Short bounds so a connection the server wrongly keeps shows up as a hang quickly.
 TIMEOUTS = HttpTimeouts(keep_alive=2.0, header=1.0)

@@ -18,12 +18,12 @@ import httpx
 import trio
 
 from trio_trickle import ServerConfig, TrickleServerHandle, open_trickle_server
-from trio_trickle._client_publisher import TricklePublisher
-from trio_trickle._client_subscriber import TrickleSubscriber
+from trio_trickle._client.publisher import TricklePublisher
+from trio_trickle._client.subscriber import TrickleSubscriber
 from trio_trickle._errors import ChannelClosed
-from trio_trickle._live_pipeline import LivePipeline
-from trio_trickle._serve import RunnerHandle, open_runner
-from trio_trickle._session import SessionSettings
+from trio_trickle._runner.serve import RunnerHandle, open_runner
+from trio_trickle._sdk.live_pipeline import LivePipeline
+from trio_trickle._session.session import SessionSettings
 
 CHANNELS = {
     "": "video/MP2T",

@@ -28,9 +28,9 @@ import hypercorn.config
 import pytest
 import trio
 
-from trio_trickle._core_server import ServerConfig
-from trio_trickle._http_serve import HttpTimeouts, serve_asgi
-from trio_trickle._server import TrickleServer
+from trio_trickle._core.server import ServerConfig
+from trio_trickle._server.connections import HttpTimeouts, serve_asgi
+from trio_trickle._server.trickle import TrickleServer
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -26,12 +26,12 @@ from tests.integration.servers import (
     open_test_server,
     wait_for,
 )
-from trio_trickle._client_channels import JsonlWriter
-from trio_trickle._client_http import ClientTimeouts, create_http_client
-from trio_trickle._client_publisher import TricklePublisher
-from trio_trickle._client_subscriber import TrickleSubscriber
+from trio_trickle._client.channels import JsonlWriter
+from trio_trickle._client.http import ClientTimeouts, create_http_client
+from trio_trickle._client.publisher import TricklePublisher
+from trio_trickle._client.subscriber import TrickleSubscriber
 from trio_trickle._errors import ChannelClosed, IllegalTransition
-from trio_trickle._server import open_trickle_server
+from trio_trickle._server.trickle import open_trickle_server
 
 FAST = ClientTimeouts(connect=2.0, headers=2.0, body=2.0, queue=1.0, close=2.0)
 

@@ -8,19 +8,19 @@ import pytest
 import trio
 
 from tests.integration.servers import ServedTrickle, open_test_server
-from trio_trickle._client_channels import (
+from trio_trickle._client.channels import (
     JsonlReader,
     JsonlWriter,
     JsonSegmentReader,
     JsonSegmentWriter,
 )
-from trio_trickle._client_http import ClientTimeouts
-from trio_trickle._client_publisher import TricklePublisher
-from trio_trickle._client_subscriber import TrickleSubscriber
-from trio_trickle._core_server import ServerConfig
+from trio_trickle._client.http import ClientTimeouts
+from trio_trickle._client.publisher import TricklePublisher
+from trio_trickle._client.subscriber import TrickleSubscriber
+from trio_trickle._core.server import ServerConfig
 from trio_trickle._errors import InvalidMessage, PayloadTooLarge
-from trio_trickle._wire_channel_events import EventEnvelope, StatusEvent, decode_event
-from trio_trickle._wire_channels import ControlMessage, KeepAlive
+from trio_trickle._wire.channel_events import EventEnvelope, StatusEvent, decode_event
+from trio_trickle._wire.channels import ControlMessage, KeepAlive
 
 FAST = ClientTimeouts(connect=2.0, headers=2.0, body=2.0, queue=1.0, close=2.0)
 

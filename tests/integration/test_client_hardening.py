@@ -26,9 +26,9 @@ import pytest
 import trio
 
 from tests.integration.servers import ServedTrickle, client_tasks, open_test_server
-from trio_trickle._client_http import ClientTimeouts, OwnedNursery, create_http_client
-from trio_trickle._client_publisher import TricklePublisher
-from trio_trickle._client_subscriber import FREE_JUMPS, TrickleSubscriber
+from trio_trickle._client.http import ClientTimeouts, OwnedNursery, create_http_client
+from trio_trickle._client.publisher import TricklePublisher
+from trio_trickle._client.subscriber import FREE_JUMPS, TrickleSubscriber
 from trio_trickle._errors import TransportError
 
 FAST = ClientTimeouts(connect=2.0, headers=2.0, body=2.0, queue=1.0, close=2.0)

@@ -14,10 +14,10 @@ from tests.integration.servers import (
     open_test_server,
     reject_next,
 )
-from trio_trickle._client_http import ClientTimeouts, create_http_client
-from trio_trickle._client_publisher import TricklePublisher
-from trio_trickle._client_subscriber import TrickleSubscriber
-from trio_trickle._core_segment import SegmentState
+from trio_trickle._client.http import ClientTimeouts, create_http_client
+from trio_trickle._client.publisher import TricklePublisher
+from trio_trickle._client.subscriber import TrickleSubscriber
+from trio_trickle._core.segment import SegmentState
 from trio_trickle._errors import ChannelClosed, TransportError
 
 FAST = ClientTimeouts(connect=2.0, headers=2.0, body=2.0, queue=0.5, close=2.0)

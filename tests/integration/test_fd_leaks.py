@@ -21,7 +21,7 @@ import trio.testing
 
 from tests.integration.servers import wait_for
 from trio_trickle import open_runner
-from trio_trickle._pipeline import Pipeline
+from trio_trickle._sdk.pipeline import Pipeline
 
 
 class Gated(Pipeline):

@@ -17,7 +17,7 @@ import trio
 
 from tests.integration.servers import wait_for
 from trio_trickle import ServerConfig, open_runner, open_trickle_server
-from trio_trickle._http_serve import HttpTimeouts
+from trio_trickle._server.connections import HttpTimeouts
 from trio_trickle.examples import Echo, Passthrough
 
 ROUNDS = 40

@@ -7,9 +7,9 @@ import pytest
 import trio
 
 from tests.integration.live_harness import live_rig
-from trio_trickle._media_decode import decode_segments
-from trio_trickle._media_frames import AudioFrame, VideoFrame
-from trio_trickle._media_testsrc import generate_ts, read_index, test_pattern
+from trio_trickle._media.decode import decode_segments
+from trio_trickle._media.frames import AudioFrame, VideoFrame
+from trio_trickle._media.testsrc import generate_ts, read_index, test_pattern
 from trio_trickle.examples import Invert
 
 WIDTH, HEIGHT, FPS, SECONDS = 128, 72, 30, 3

@@ -19,9 +19,14 @@ import pytest
 import trio
 
 from trio_trickle import InvalidMessage, PayloadTooLarge, TrickleServerHandle, open_trickle_server
-from trio_trickle._live_pipeline import LivePipeline, StreamOutlets, bind_outlets, unbind_outlets
-from trio_trickle._outlet import DropOldestOutlet
-from trio_trickle._serve import RunnerHandle, open_runner
+from trio_trickle._runner.serve import RunnerHandle, open_runner
+from trio_trickle._sdk.live_pipeline import (
+    LivePipeline,
+    StreamOutlets,
+    bind_outlets,
+    unbind_outlets,
+)
+from trio_trickle._telemetry.outlet import DropOldestOutlet
 from trio_trickle.examples import Invert, Passthrough
 
 URL = "http://127.0.0.1:1/x"
@@ -425,7 +430,7 @@ def test_base_hooks_pass_frames_through() -> None:
 
 def test_invert_example_inverts_on_the_frames_device() -> None:
     torch = pytest.importorskip("torch")
-    from trio_trickle._media_frames import VideoFrame
+    from trio_trickle._media.frames import VideoFrame
 
     tensor = torch.tensor([[[0, 128, 255]]], dtype=torch.uint8)
     frame = VideoFrame(tensor=tensor, pts=3000, time_base=Fraction(1, 90000))
@@ -525,7 +530,7 @@ async def test_slow_on_stream_start_times_out_with_500() -> None:
 def test_an_emit_outside_a_session_is_dropped_with_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from trio_trickle import _live_pipeline
+    from trio_trickle._sdk import live_pipeline as _live_pipeline
 
     _live_pipeline._warned_outside.clear()
     pipeline = Passthrough()

@@ -25,16 +25,16 @@ np = pytest.importorskip("numpy")
 
 import trio  # noqa: E402
 
-from trio_trickle import _media_testsrc as testsrc  # noqa: E402
-from trio_trickle._media_decode import DecodeStats, decode_segments, decode_ts  # noqa: E402
-from trio_trickle._media_encode import TsMuxer, encode_ts  # noqa: E402
-from trio_trickle._media_encode_settings import (  # noqa: E402
+from trio_trickle._media import testsrc  # noqa: E402
+from trio_trickle._media.decode import DecodeStats, decode_segments, decode_ts  # noqa: E402
+from trio_trickle._media.encode import TsMuxer, encode_ts  # noqa: E402
+from trio_trickle._media.encode_settings import (  # noqa: E402
     SEGMENT_BOUNDARY,
     EncoderSettings,
     EncodeStats,
     SegmentBoundary,
 )
-from trio_trickle._media_frames import AudioFrame, MediaError, VideoFrame  # noqa: E402
+from trio_trickle._media.frames import AudioFrame, MediaError, VideoFrame  # noqa: E402
 
 W, H, FPS, SECONDS = 64, 64, 30, 3.0
 N_VIDEO = int(FPS * SECONDS)

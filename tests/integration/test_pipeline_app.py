@@ -26,10 +26,10 @@ import pytest
 import trio
 import trio.lowlevel
 
-from trio_trickle._hooks import call_hook, iterate_in_thread
-from trio_trickle._live_pipeline import LivePipeline
-from trio_trickle._pipeline import Pipeline
-from trio_trickle._serve import InvalidTarget, RunnerHandle, load_target, open_runner
+from trio_trickle._runner.serve import InvalidTarget, RunnerHandle, load_target, open_runner
+from trio_trickle._sdk.hooks import call_hook, iterate_in_thread
+from trio_trickle._sdk.live_pipeline import LivePipeline
+from trio_trickle._sdk.pipeline import Pipeline
 from trio_trickle.examples import Echo
 
 SECRET = "do-not-leak-this-text"
@@ -673,7 +673,7 @@ def test_load_target(tmp_path: Path) -> None:
     assert isinstance(load_target("trio_trickle.examples:Invert"), LivePipeline)
     module = tmp_path / "my_pipeline_file.py"
     module.write_text(
-        "from trio_trickle._pipeline import Pipeline\n"
+        "from trio_trickle._sdk.pipeline import Pipeline\n"
         "class Outer:\n"
         "    class Inner(Pipeline):\n"
         "        def predict(self) -> int:\n"
@@ -708,7 +708,7 @@ def _free_port() -> int:
 async def test_serve_runs_until_sigint_and_exits_cleanly(target: str) -> None:
     port = _free_port()
     code = (
-        "from trio_trickle._serve import serve; "
+        "from trio_trickle._runner.serve import serve; "
         f"serve('trio_trickle.examples:{target}', host='127.0.0.1', port={port})"
     )
     with trio.fail_after(30):

@@ -22,12 +22,12 @@ import trio
 from tests.integration.live_harness import live_rig
 from tests.integration.test_live_routes import Recorder, assert_error, served, start_body
 from trio_trickle import open_trickle_server
-from trio_trickle._client_subscriber import TrickleSubscriber
-from trio_trickle._live_pipeline import LivePipeline
-from trio_trickle._pipeline import Pipeline
-from trio_trickle._runner_app import CONTROL_MAX_BYTES
-from trio_trickle._serve import open_runner
-from trio_trickle._session import MAX_FAILURE_MESSAGE, SessionSettings
+from trio_trickle._client.subscriber import TrickleSubscriber
+from trio_trickle._runner.app import CONTROL_MAX_BYTES
+from trio_trickle._runner.serve import open_runner
+from trio_trickle._sdk.live_pipeline import LivePipeline
+from trio_trickle._sdk.pipeline import Pipeline
+from trio_trickle._session.session import MAX_FAILURE_MESSAGE, SessionSettings
 
 # -- RUN-121: params racing stop ------------------------------------------------------
 

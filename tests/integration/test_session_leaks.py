@@ -16,7 +16,7 @@ import trio
 import trio.lowlevel
 
 from tests.integration.live_harness import live_rig
-from trio_trickle._media_testsrc import generate_ts
+from trio_trickle._media.testsrc import generate_ts
 from trio_trickle.examples import Invert
 
 CYCLES = 200

@@ -9,11 +9,11 @@ import pytest
 import trio
 
 from tests.integration.live_harness import live_rig
-from trio_trickle._live_pipeline import LivePipeline
-from trio_trickle._media_decode import decode_segments
-from trio_trickle._media_frames import VideoFrame
-from trio_trickle._media_testsrc import generate_ts
-from trio_trickle._session import SessionSettings
+from trio_trickle._media.decode import decode_segments
+from trio_trickle._media.frames import VideoFrame
+from trio_trickle._media.testsrc import generate_ts
+from trio_trickle._sdk.live_pipeline import LivePipeline
+from trio_trickle._session.session import SessionSettings
 
 W, H, FPS = 64, 48, 30
 

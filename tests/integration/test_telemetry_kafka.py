@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import trio
 
-from trio_trickle._telemetry_kafka import KafkaSink
-from trio_trickle._telemetry_sinks import open_sink
-from trio_trickle._wire_telemetry import TelemetryEvent
+from trio_trickle._telemetry.kafka import KafkaSink
+from trio_trickle._telemetry.sinks import open_sink
+from trio_trickle._wire.telemetry import TelemetryEvent
 
 confluent_kafka: Any = pytest.importorskip(
     "confluent_kafka", reason="confluent-kafka (the 'kafka' extra) is not installed"

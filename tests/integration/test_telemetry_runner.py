@@ -11,21 +11,21 @@ import trio
 
 from tests.integration.live_harness import live_rig
 from tests.integration.test_telemetry_e2e import CollectingSink
-from trio_trickle._gateway_events import read_stream_events
-from trio_trickle._live_pipeline import LivePipeline, current_telemetry_sink
-from trio_trickle._media_decode import decode_segments
-from trio_trickle._media_encode_settings import EncoderSettings
-from trio_trickle._media_frames import VideoFrame
-from trio_trickle._media_testsrc import generate_ts
-from trio_trickle._serve import open_runner
-from trio_trickle._session import Session, SessionSettings
-from trio_trickle._telemetry_runner import (
+from trio_trickle._media.decode import decode_segments
+from trio_trickle._media.encode_settings import EncoderSettings
+from trio_trickle._media.frames import VideoFrame
+from trio_trickle._media.testsrc import generate_ts
+from trio_trickle._runner.serve import open_runner
+from trio_trickle._sdk.live_pipeline import LivePipeline, current_telemetry_sink
+from trio_trickle._session.session import Session, SessionSettings
+from trio_trickle._telemetry.gateway_events import read_stream_events
+from trio_trickle._telemetry.runner import (
     CapturedEvent,
     RunnerTelemetry,
     connection_info_from_env,
 )
-from trio_trickle._wire_runner import StreamStartRequest
-from trio_trickle._wire_telemetry import TelemetryRelay
+from trio_trickle._wire.runner import StreamStartRequest
+from trio_trickle._wire.telemetry import TelemetryRelay
 from trio_trickle.examples import Invert, Passthrough
 
 

@@ -29,13 +29,13 @@ from tests.strategies.byoc import (
 )
 from tests.strategies.runner import START_KEYS, stream_start_requests
 from trio_trickle import ProtocolError
-from trio_trickle._wire_byoc import (
+from trio_trickle._wire.byoc import (
     CapabilityRegistration,
     GatewayStreamStartRequest,
     GatewayStreamStartResponse,
     OrchestratorStreamUrls,
 )
-from trio_trickle._wire_byoc_token import (
+from trio_trickle._wire.byoc_token import (
     JobParameters,
     JobPrice,
     JobRequest,
@@ -44,7 +44,7 @@ from trio_trickle._wire_byoc_token import (
     JobToken,
     decode_signature,
 )
-from trio_trickle._wire_runner import StreamStartRequest
+from trio_trickle._wire.runner import StreamStartRequest
 
 
 @dataclass(frozen=True)

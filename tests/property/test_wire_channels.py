@@ -22,14 +22,14 @@ from tests.strategies.channels import (
     stream_channels,
 )
 from trio_trickle._errors import PayloadTooLarge, ProtocolError
-from trio_trickle._wire_channel_events import (
+from trio_trickle._wire.channel_events import (
     EventEnvelope,
     HeartbeatEvent,
     StatusEvent,
     decode_event,
     encode_event,
 )
-from trio_trickle._wire_channels import (
+from trio_trickle._wire.channels import (
     ControlMessage,
     DataLine,
     JsonlDecoder,

@@ -45,18 +45,18 @@ from tests.strategies.live_runner import (
     utc_datetimes,
 )
 from trio_trickle import ProtocolError
-from trio_trickle._wire_go import (
+from trio_trickle._wire.go import (
     format_go_duration,
     parse_go_duration,
 )
-from trio_trickle._wire_live_runner import (
+from trio_trickle._wire.live_runner import (
     HeartbeatRequest,
     HeartbeatResponse,
     RunnerChannel,
     RunnerGpu,
     RunnerPriceInfo,
 )
-from trio_trickle._wire_live_runner_channels import (
+from trio_trickle._wire.live_runner_channels import (
     MAX_CHANNELS_PER_REQUEST,
     ChannelsDeleteRequest,
     ChannelsDeleteResponse,
@@ -71,13 +71,13 @@ from trio_trickle._wire_live_runner_channels import (
     normalize_channel_name,
     parse_o2r_message,
 )
-from trio_trickle._wire_live_runner_discovery import (
+from trio_trickle._wire.live_runner_discovery import (
     AdvertisedPrice,
     DiscoveryEntry,
     DiscoveryResponse,
     DiscoveryRunner,
 )
-from trio_trickle._wire_live_runner_payment import (
+from trio_trickle._wire.live_runner_payment import (
     JsonErrorBody,
     PaymentChallenge,
     PaymentHeaders,

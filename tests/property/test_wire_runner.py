@@ -27,7 +27,7 @@ from tests.strategies.runner import (
     stream_stop_requests,
 )
 from trio_trickle import ProtocolError
-from trio_trickle._wire_runner import (
+from trio_trickle._wire.runner import (
     LiveVideoToVideoResponse,
     PredictRequest,
     StreamParamsRequest,
@@ -35,14 +35,14 @@ from trio_trickle._wire_runner import (
     StreamStartResponse,
     StreamStopRequest,
 )
-from trio_trickle._wire_runner_status import (
+from trio_trickle._wire.runner_status import (
     ErrorResponse,
     HealthResponse,
     SessionStatus,
     StreamFps,
     StreamStatusResponse,
 )
-from trio_trickle._wire_util import dump_json
+from trio_trickle._wire.util import dump_json
 
 # (strategy, class) for every wire class with the plain to_wire/from_wire pair.
 CASES: list[tuple[st.SearchStrategy[Any], Any]] = [

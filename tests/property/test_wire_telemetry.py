@@ -21,18 +21,18 @@ from tests.strategies.telemetry import (
     telemetry_relays,
 )
 from trio_trickle import ProtocolError
-from trio_trickle._wire_telemetry import (
+from trio_trickle._wire.telemetry import (
     RESERVED_DATA_KEYS,
     TelemetryError,
     TelemetryEvent,
     TelemetryRelay,
 )
-from trio_trickle._wire_telemetry_sink import (
+from trio_trickle._wire.telemetry_sink import (
     TelemetryBatch,
     decode_spool,
     encode_spool,
 )
-from trio_trickle._wire_util import dump_json
+from trio_trickle._wire.util import dump_json
 
 CASES: list[tuple[st.SearchStrategy[Any], Any]] = [
     (telemetry_errors, TelemetryError),

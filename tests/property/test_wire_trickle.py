@@ -25,7 +25,7 @@ from trio_trickle import (
     PublishRequestMeta,
     SegmentMeta,
 )
-from trio_trickle._wire_trickle import parse_seq, validate_channel_name
+from trio_trickle._wire.trickle import parse_seq, validate_channel_name
 
 
 @pytest.mark.spec("TRK-001")

@@ -16,7 +16,7 @@ from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from trio_trickle import ChannelNotFound, ProtocolError, SegmentGone
-from trio_trickle._core_channel import (
+from trio_trickle._core.channel import (
     Answer,
     AppendResult,
     ChannelCore,
@@ -24,7 +24,7 @@ from trio_trickle._core_channel import (
     ReadCursor,
     ReadSignal,
 )
-from trio_trickle._wire_trickle import SegmentMeta
+from trio_trickle._wire.trickle import SegmentMeta
 
 RING = 5
 MAX_BYTES = 64

@@ -7,13 +7,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from trio_trickle._wire_byoc import (
+from trio_trickle._wire.byoc import (
     CapabilityRegistration,
     GatewayStreamStartRequest,
     GatewayStreamStartResponse,
     OrchestratorStreamUrls,
 )
-from trio_trickle._wire_byoc_token import (
+from trio_trickle._wire.byoc_token import (
     JobParameters,
     JobPrice,
     JobRequest,

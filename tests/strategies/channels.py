@@ -6,8 +6,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from trio_trickle._wire_channel_events import EventEnvelope, HeartbeatEvent, StatusEvent
-from trio_trickle._wire_channels import ControlMessage, DataLine, KeepAlive, StreamChannels
+from trio_trickle._wire.channel_events import EventEnvelope, HeartbeatEvent, StatusEvent
+from trio_trickle._wire.channels import ControlMessage, DataLine, KeepAlive, StreamChannels
 
 __all__ = [
     "arbitrary_json",

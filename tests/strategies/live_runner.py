@@ -9,14 +9,14 @@ from decimal import Decimal
 from hypothesis import strategies as st
 
 from tests.strategies.byoc import eth_addresses, http_urls, json_objects
-from trio_trickle._wire_live_runner import (
+from trio_trickle._wire.live_runner import (
     HeartbeatRequest,
     HeartbeatResponse,
     RunnerChannel,
     RunnerGpu,
     RunnerPriceInfo,
 )
-from trio_trickle._wire_live_runner_channels import (
+from trio_trickle._wire.live_runner_channels import (
     ChannelsDeleteRequest,
     ChannelsDeleteResponse,
     ChannelSpec,
@@ -28,13 +28,13 @@ from trio_trickle._wire_live_runner_channels import (
     ProxyRequest,
     ProxyResponse,
 )
-from trio_trickle._wire_live_runner_discovery import (
+from trio_trickle._wire.live_runner_discovery import (
     AdvertisedPrice,
     DiscoveryEntry,
     DiscoveryResponse,
     DiscoveryRunner,
 )
-from trio_trickle._wire_live_runner_payment import (
+from trio_trickle._wire.live_runner_payment import (
     JsonErrorBody,
     PaymentChallenge,
     PaymentHeaders,

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from trio_trickle._wire_runner import (
+from trio_trickle._wire.runner import (
     LiveVideoToVideoResponse,
     PredictRequest,
     StreamParamsRequest,
@@ -14,7 +14,7 @@ from trio_trickle._wire_runner import (
     StreamStartResponse,
     StreamStopRequest,
 )
-from trio_trickle._wire_runner_status import (
+from trio_trickle._wire.runner_status import (
     ErrorResponse,
     HealthResponse,
     HealthStatus,

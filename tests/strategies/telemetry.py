@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tests.strategies.runner import arbitrary_json, json_objects, json_values, mutated
-from trio_trickle._wire_telemetry import (
+from trio_trickle._wire.telemetry import (
     KNOWN_ERROR_TYPES,
     KNOWN_EVENTS,
     RESERVED_DATA_KEYS,
@@ -15,7 +15,7 @@ from trio_trickle._wire_telemetry import (
     TelemetryEvent,
     TelemetryRelay,
 )
-from trio_trickle._wire_telemetry_sink import (
+from trio_trickle._wire.telemetry_sink import (
     TelemetryBatch,
 )
 

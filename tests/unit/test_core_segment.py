@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from trio_trickle import IllegalTransition
-from trio_trickle._core_segment import TRANSITIONS, Segment, SegmentEvent, SegmentState
+from trio_trickle._core.segment import TRANSITIONS, Segment, SegmentEvent, SegmentState
 
 
 def _segment_in(state: SegmentState) -> Segment:

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from trio_trickle import ChannelNotFound, InvalidMessage, ProtocolError, ServerConfig
-from trio_trickle._core_channel import ChannelCore, PublishTicket, ReadSignal
-from trio_trickle._core_server import MethodNotAllowed, Operation, TrickleServerCore, route_request
+from trio_trickle._core.channel import ChannelCore, PublishTicket, ReadSignal
+from trio_trickle._core.server import MethodNotAllowed, Operation, TrickleServerCore, route_request
 
 
 @pytest.mark.spec("TRK-081")

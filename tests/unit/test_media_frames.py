@@ -10,10 +10,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("av")
 np = pytest.importorskip("numpy")
 
-from trio_trickle import _media_testsrc as testsrc  # noqa: E402
 from trio_trickle._errors import InvalidMessage, TrickleError  # noqa: E402
-from trio_trickle._media_encode_settings import EncoderSettings  # noqa: E402
-from trio_trickle._media_frames import AudioFrame, MediaError, VideoFrame  # noqa: E402
+from trio_trickle._media import testsrc  # noqa: E402
+from trio_trickle._media.encode_settings import EncoderSettings  # noqa: E402
+from trio_trickle._media.frames import AudioFrame, MediaError, VideoFrame  # noqa: E402
 
 TB = Fraction(1, 90000)
 

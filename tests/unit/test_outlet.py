@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from trio_trickle._outlet import DropOldestOutlet
+from trio_trickle._telemetry.outlet import DropOldestOutlet
 
 
 async def test_drop_oldest_and_count() -> None:

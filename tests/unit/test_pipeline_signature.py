@@ -13,15 +13,15 @@ import pytest
 from hypothesis import given, strategies as st
 
 from trio_trickle._errors import ProtocolError
-from trio_trickle._openapi import openapi_document
-from trio_trickle._pipeline import (
+from trio_trickle._sdk.openapi import openapi_document
+from trio_trickle._sdk.pipeline import (
     JsonType,
     Pipeline,
     PredictSignature,
     UnsupportedAnnotation,
     compile_annotation,
 )
-from trio_trickle._wire_util import is_plain_json
+from trio_trickle._wire.util import is_plain_json
 
 
 class Custom:

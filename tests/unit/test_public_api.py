@@ -14,10 +14,12 @@ import trio_trickle
 
 
 def _private_modules() -> list[str]:
+    """Every module below a private name (``trio_trickle._wire.trickle``, ``trio_trickle._cli``)."""
     names = []
-    for info in pkgutil.iter_modules(trio_trickle.__path__):
-        if info.name.startswith("_") and info.name != "__main__":
-            names.append(f"trio_trickle.{info.name}")
+    for info in pkgutil.walk_packages(trio_trickle.__path__, "trio_trickle."):
+        parts = info.name.split(".")[1:]
+        if parts[0].startswith("_") and parts[-1] != "__main__":
+            names.append(info.name)
     return names
 
 
@@ -39,7 +41,7 @@ def test_wire_and_core_import_no_io_libraries() -> None:
 
     forbidden = {"trio", "httpx", "hypercorn", "quart", "quart_trio", "av", "torch", "numpy"}
     root = Path(trio_trickle.__file__).parent
-    for path in sorted(root.glob("_wire_*.py")) + sorted(root.glob("_core_*.py")):
+    for path in sorted(root.glob("_wire/*.py")) + sorted(root.glob("_core/*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

@@ -10,10 +10,10 @@ import uuid
 import pytest
 import trio
 
-from trio_trickle._telemetry_buffer import EventBuffer
-from trio_trickle._telemetry_http import HttpSink, _Backoff
-from trio_trickle._telemetry_kafka import kafka_producer_config
-from trio_trickle._telemetry_sinks import (
+from trio_trickle._telemetry.buffer import EventBuffer
+from trio_trickle._telemetry.http import HttpSink, _Backoff
+from trio_trickle._telemetry.kafka import kafka_producer_config
+from trio_trickle._telemetry.sinks import (
     FanoutSink,
     LogSink,
     NullSink,
@@ -23,7 +23,7 @@ from trio_trickle._telemetry_sinks import (
     open_sink,
     select_sink,
 )
-from trio_trickle._wire_telemetry import TelemetryEvent
+from trio_trickle._wire.telemetry import TelemetryEvent
 
 
 def make_event(i: int, name: str = "custom_probe") -> TelemetryEvent:
@@ -325,7 +325,7 @@ def test_kafka_settings_from_the_environment() -> None:
 @pytest.mark.spec("TEL-073", "TEL-074", "TEL-075")
 def test_kafka_exactly_when_bootstrap_servers_is_set() -> None:
     pytest.importorskip("confluent_kafka", reason="the kafka extra is not installed")
-    from trio_trickle._telemetry_kafka import KafkaSink
+    from trio_trickle._telemetry.kafka import KafkaSink
 
     assert SinkConfig.from_env({"KAFKA_TOPIC": "t"}).kafka_bootstrap is None
     assert isinstance(select_sink(SinkConfig.from_env({"KAFKA_TOPIC": "t"})), NullSink)

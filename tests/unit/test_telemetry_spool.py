@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from trio_trickle._telemetry_spool import SpoolContents, TelemetrySpool
-from trio_trickle._wire_telemetry import TelemetryEvent
-from trio_trickle._wire_telemetry_sink import encode_spool
+from trio_trickle._telemetry.spool import SpoolContents, TelemetrySpool
+from trio_trickle._wire.telemetry import TelemetryEvent
+from trio_trickle._wire.telemetry_sink import encode_spool
 
 
 def make_event(i: int, name: str = "stream_heartbeat_test", pad: int = 0) -> TelemetryEvent:

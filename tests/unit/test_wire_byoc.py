@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from trio_trickle import InvalidMessage
-from trio_trickle._wire_byoc import (
+from trio_trickle._wire.byoc import (
     CapabilityRegistration,
     GatewayStreamStartRequest,
     GatewayStreamStartResponse,
     OrchestratorStreamUrls,
 )
-from trio_trickle._wire_byoc_token import (
+from trio_trickle._wire.byoc_token import (
     JobParameters,
     JobPrice,
     JobRequest,
@@ -25,7 +25,7 @@ from trio_trickle._wire_byoc_token import (
     JobToken,
     decode_signature,
 )
-from trio_trickle._wire_runner import StreamStartRequest
+from trio_trickle._wire.runner import StreamStartRequest
 
 ADDR = "0x" + "Ab" * 20
 SIG65 = "0x" + "1c" * 65

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from trio_trickle._errors import IllegalTransition, InvalidMessage, PayloadTooLarge, ProtocolError
-from trio_trickle._wire_channel_events import (
+from trio_trickle._wire.channel_events import (
     TOPIC_STREAM_HEARTBEAT,
     EventEnvelope,
     HeartbeatEvent,
@@ -16,7 +16,7 @@ from trio_trickle._wire_channel_events import (
     decode_event,
     encode_event,
 )
-from trio_trickle._wire_channels import (
+from trio_trickle._wire.channels import (
     DEFAULT_MAX_SEGMENT_BYTES,
     MAX_JSONL_LINE_BYTES,
     MIME_JSON,

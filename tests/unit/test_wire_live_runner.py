@@ -9,18 +9,18 @@ from typing import Any
 import pytest
 
 from trio_trickle import InvalidMessage, ProtocolError
-from trio_trickle._wire_go import (
+from trio_trickle._wire.go import (
     format_go_duration,
     parse_go_duration,
 )
-from trio_trickle._wire_live_runner import (
+from trio_trickle._wire.live_runner import (
     HeartbeatRequest,
     HeartbeatResponse,
     RunnerChannel,
     RunnerGpu,
     RunnerPriceInfo,
 )
-from trio_trickle._wire_live_runner_channels import (
+from trio_trickle._wire.live_runner_channels import (
     ChannelsDeleteRequest,
     ChannelsDeleteResponse,
     ChannelSpec,
@@ -33,12 +33,12 @@ from trio_trickle._wire_live_runner_channels import (
     ProxyResponse,
     parse_o2r_message,
 )
-from trio_trickle._wire_live_runner_discovery import (
+from trio_trickle._wire.live_runner_discovery import (
     AdvertisedPrice,
     DiscoveryEntry,
     DiscoveryResponse,
 )
-from trio_trickle._wire_live_runner_payment import (
+from trio_trickle._wire.live_runner_payment import (
     JsonErrorBody,
     PaymentChallenge,
     PaymentHeaders,

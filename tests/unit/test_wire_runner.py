@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from trio_trickle import InvalidMessage, ProtocolError, _wire_runner, _wire_runner_status
-from trio_trickle._wire_runner import (
+from trio_trickle import InvalidMessage, ProtocolError
+from trio_trickle._wire import runner as _wire_runner, runner_status as _wire_runner_status
+from trio_trickle._wire.runner import (
     LiveVideoToVideoResponse,
     PredictRequest,
     StreamParamsRequest,
@@ -18,7 +19,7 @@ from trio_trickle._wire_runner import (
     StreamStopRequest,
     StreamStopResponse,
 )
-from trio_trickle._wire_runner_status import (
+from trio_trickle._wire.runner_status import (
     HEADER_STREAM_ID,
     SSE_DONE,
     ErrorResponse,

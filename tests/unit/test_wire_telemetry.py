@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from trio_trickle import InvalidMessage, PayloadTooLarge, ProtocolError
-from trio_trickle._wire_telemetry import (
+from trio_trickle._wire.telemetry import (
     DEFAULT_CLIENT_SOURCE,
     KNOWN_ERROR_TYPES,
     KNOWN_EVENTS,
@@ -20,7 +20,7 @@ from trio_trickle._wire_telemetry import (
     TelemetryEvent,
     TelemetryRelay,
 )
-from trio_trickle._wire_telemetry_sink import (
+from trio_trickle._wire.telemetry_sink import (
     TelemetryBatch,
     decode_spool,
     encode_spool,

@@ -12,7 +12,7 @@ from hypothesis import given
 
 from tests.strategies.runner import arbitrary_json, json_values
 from trio_trickle import InvalidMessage, ProtocolError
-from trio_trickle._wire_util import (
+from trio_trickle._wire.util import (
     b64_json_decode,
     b64_json_encode,
     get_int,

@@ -36,7 +36,7 @@ deliberately differs from go-livepeer; their failures print as
 from __future__ import annotations
 
 # Import order is run order: channels, publishing, subscribing, teardown and sweep.
-from . import (
+from ..conformance import (
     _trickle_checks as _trickle_checks,
     _trickle_checks_publish as _trickle_checks_publish,
     _trickle_checks_subscribe as _trickle_checks_subscribe,

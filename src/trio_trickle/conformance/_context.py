@@ -20,7 +20,7 @@ import attrs
 import httpx
 import trio
 
-from .._wire_trickle import validate_channel_name
+from .._wire.trickle import validate_channel_name
 from ._http import BodyFeed, CheckFailed, CheckSkipped, RawConnection, Watch
 
 __all__ = [

@@ -19,9 +19,9 @@ from contextlib import asynccontextmanager
 import attrs
 import httpx
 
-from .._core_server import ServerConfig
+from .._core.server import ServerConfig
 from .._errors import ProtocolError
-from .._server import open_trickle_server
+from .._server.trickle import open_trickle_server
 from ._context import (
     ChannelSetup,
     InProcess,
