@@ -14,6 +14,7 @@ import re
 import httpx
 import pytest
 import trio
+import trio.testing
 
 from tests.integration.servers import wait_for
 from trio_trickle import ServerConfig, open_runner, open_trickle_server
@@ -223,3 +224,39 @@ async def test_request_target_without_a_path_is_a_400_on_both_servers() -> None:
             for target in (b"?", b"?x=1"):
                 answer = await _exchange(_port(url), b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target)
                 assert STATUS.findall(answer) == [b"400"]
+
+
+@pytest.mark.spec("TRK-111", "RUN-008")
+async def test_answer_before_the_whole_body_closes_the_connection_at_once() -> None:
+    # /health answers without reading the body, so the request cannot be followed (the
+    # rest of its body is still to come): the server closes after the answer. That close
+    # runs in the app's task, which quart-trio cancels on the http.disconnect hypercorn
+    # sends it just before: the socket was left open, with no timer, until the client
+    # left; bytes pipelined behind parked the reader and held it for good (the fuzz hang).
+    timeouts = HttpTimeouts(keep_alive=60, header=60)  # only the close itself can end it
+    async with open_runner(Echo(), timeouts=timeouts) as runner:
+        await runner.wait_setup()  # /health answers 200, not 503 (loading)
+        stream = await trio.open_tcp_stream("127.0.0.1", _port(runner.url))
+        async with stream:
+            await stream.send_all(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nab")
+            received = b""
+            with trio.fail_after(10):
+                while chunk := await _receive(stream):
+                    received += chunk
+            assert STATUS.findall(received) == [b"200"]
+        await trio.testing.wait_all_tasks_blocked()
+        assert runner.connections.open == 0
+
+
+@pytest.mark.spec("TRK-113")
+async def test_runner_closes_an_idle_keep_alive_after_an_answer() -> None:
+    # The keep-alive timer is started from the app's task too (as its answer ends): a
+    # cancelled start left a connection idle between requests held for good.
+    timeouts = HttpTimeouts(keep_alive=0.2, header=60)
+    async with open_runner(Echo(), timeouts=timeouts) as runner:
+        await runner.wait_setup()
+        for _ in range(10):
+            answer = await _exchange(
+                _port(runner.url), b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", half_close=False
+            )
+            assert STATUS.findall(answer) == [b"200"]

@@ -37,6 +37,16 @@ found by sending raw bytes at a running server:
    does, on ``http.disconnect``) never reports the stream's end: the reader
    waited forever, holding the socket, its task and the connection. Here a
    failed send also ends the reader.
+6. **An answer's end could leave the connection neither closed nor timed**:
+   hypercorn runs the connection's work that follows an answer (close it, or
+   start the keep-alive timer) in the app's task, from inside the app's last
+   ``send``, just after handing the app its ``http.disconnect``. quart-trio
+   cancels its own request on that message, so the next checkpoint of that
+   work raised ``Cancelled``: the close stopped in ``send_eof`` before
+   ``aclose`` (an answer given before the request's body had all arrived left
+   the socket open with no timer, and bytes pipelined behind parked the reader
+   for good), and the keep-alive timer was often never started (an idle
+   connection held until the client left). Here that work is shielded.
 """
 
 from __future__ import annotations
@@ -151,6 +161,12 @@ class _ContainedTCPServer(TCPServer):
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, Updated):
             self._head_timer = False
+            # Sent from the app's task as its answer ends (hypercorn's _maybe_recycle),
+            # after the app was handed http.disconnect: an app that cancels itself on it
+            # (quart-trio) must not cancel the start of the keep-alive timer (point 6).
+            with trio.CancelScope(shield=True):
+                await super().protocol_send(event)
+            return
         if not isinstance(event, RawData):
             await super().protocol_send(event)
             return
@@ -167,6 +183,13 @@ class _ContainedTCPServer(TCPServer):
                 self._reading.cancel()
 
     async def _close(self) -> None:
+        # hypercorn calls this from whichever task decides the connection is over, the
+        # app's own among them (an answer that cannot be followed): shielded, so an app
+        # cancelling itself cannot stop it between send_eof and aclose (point 6).
+        with trio.CancelScope(shield=True):
+            await self._close_now()
+
+    async def _close_now(self) -> None:
         # Half-close only while no other task is sending: send_eof must not race a
         # send_all (the crash of the module docstring). Skipping it when the lock is
         # busy costs only the courtesy FIN before the close below.
