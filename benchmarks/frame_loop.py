@@ -44,15 +44,15 @@ import httpx
 import trio
 
 from trio_trickle import ServerConfig, open_trickle_server
-from trio_trickle._client_publisher import TricklePublisher
-from trio_trickle._client_subscriber import TrickleSubscriber
+from trio_trickle._client.publisher import TricklePublisher
+from trio_trickle._client.subscriber import TrickleSubscriber
 from trio_trickle._errors import ChannelClosed
-from trio_trickle._live_pipeline import LivePipeline
-from trio_trickle._media_decode import decode_segments, decode_ts
-from trio_trickle._media_frames import AudioFrame, VideoFrame
-from trio_trickle._media_testsrc import codec_ceiling, generate_ts, live_pieces
-from trio_trickle._serve import open_runner
-from trio_trickle._session import SessionSettings, _default_device
+from trio_trickle._media.decode import decode_segments, decode_ts
+from trio_trickle._media.frames import AudioFrame, VideoFrame
+from trio_trickle._media.testsrc import codec_ceiling, generate_ts, live_pieces
+from trio_trickle._runner.serve import open_runner
+from trio_trickle._sdk.live_pipeline import LivePipeline
+from trio_trickle._session.session import SessionSettings, _default_device
 
 CHANNELS = {"": "video/MP2T", "-out": "video/MP2T", "-control": "application/json"}
 CHANNELS["-events"] = "application/json"

@@ -1,7 +1,7 @@
 """Hostile and broken clients against real servers over raw loopback sockets (TRK-111..117).
 
 Each case is one that ended a server process, held its file descriptors, or
-answered 500 before ``_http_serve`` existed (issue: "A client that dies after
+answered 500 before ``_server.connections`` existed (issue: "A client that dies after
 sending its headers kills the trickle server"). An exception escaping a
 server's connection would escape ``open_trickle_server``/``open_runner`` and
 fail the test, so surviving the block is part of every assertion.

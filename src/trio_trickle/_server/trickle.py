@@ -512,7 +512,7 @@ def _hypercorn_config(host: str, port: int, graceful_timeout: float) -> hypercor
     config.graceful_timeout = graceful_timeout
     # Segments are long polls: a waiting GET or a preconnected POST may send
     # nothing for minutes, so no read timeout. Idle and half-sent connections
-    # are bounded by HttpTimeouts instead (see _http_serve): with hypercorn's
+    # are bounded by HttpTimeouts instead (see _server.connections): with hypercorn's
     # own timer a client-closed keep-alive connection stayed (its task, its fd,
     # ~100 tracked objects) until the keep-alive timeout; three quick benchmark
     # runs left 148 such sockets and 15k objects behind, which every full
