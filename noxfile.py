@@ -24,10 +24,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the whole tree."""
-    session.install("ruff")
+    """ruff check, ruff format --check, and the import-linter layer contracts."""
+    session.install("ruff", "import-linter")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # Layer contracts in pyproject.toml; import-linter reads the source, imports nothing.
+    session.run("lint-imports", env={"PYTHONPATH": "src"})
 
 
 @nox.session(python=PYTHON)

@@ -71,6 +71,11 @@ from ._errors import (
     TransportError as TransportError,
     TrickleError as TrickleError,
 )
+from ._gateway.events import (
+    EventsReaderStats as EventsReaderStats,
+    gateway_connection as gateway_connection,
+    read_stream_events as read_stream_events,
+)
 from ._media.encode_settings import (
     SEGMENT_BOUNDARY as SEGMENT_BOUNDARY,
     EncoderSettings as EncoderSettings,
@@ -128,11 +133,6 @@ from ._session.recent_queue import (
 )
 from ._telemetry.buffer import (
     EventBuffer as EventBuffer,
-)
-from ._telemetry.gateway_events import (
-    EventsReaderStats as EventsReaderStats,
-    gateway_connection as gateway_connection,
-    read_stream_events as read_stream_events,
 )
 from ._telemetry.http import (
     HttpSink as HttpSink,

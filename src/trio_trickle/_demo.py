@@ -31,6 +31,7 @@ from ._client.publisher import TricklePublisher
 from ._client.subscriber import TrickleSubscriber
 from ._core.server import ServerConfig
 from ._errors import ChannelClosed
+from ._gateway.events import gateway_connection, read_stream_events
 from ._media.decode import decode_segments, decode_ts
 from ._media.frames import AudioFrame, VideoFrame
 from ._media.testsrc import generate_ts, live_pieces
@@ -38,7 +39,6 @@ from ._runner.serve import open_runner
 from ._sdk.live_pipeline import LivePipeline
 from ._server.trickle import TrickleServerHandle, open_trickle_server
 from ._session.session import SessionSettings
-from ._telemetry.gateway_events import gateway_connection, read_stream_events
 from ._telemetry.sinks import FanoutSink, NullSink, TelemetrySink, open_sink, select_sink
 from ._wire.telemetry import TelemetryEvent
 

@@ -8,9 +8,9 @@ import pytest
 import trio
 
 from tests.integration.live_harness import live_rig
+from trio_trickle._gateway.events import gateway_connection, read_stream_events
 from trio_trickle._media.testsrc import generate_ts
 from trio_trickle._session.session import SessionSettings
-from trio_trickle._telemetry.gateway_events import gateway_connection, read_stream_events
 from trio_trickle._telemetry.runner import RunnerTelemetry
 from trio_trickle._wire.telemetry import TelemetryEvent
 from trio_trickle.examples import Invert

@@ -11,6 +11,7 @@ import trio
 
 from tests.integration.live_harness import live_rig
 from tests.integration.test_telemetry_e2e import CollectingSink
+from trio_trickle._gateway.events import read_stream_events
 from trio_trickle._media.decode import decode_segments
 from trio_trickle._media.encode_settings import EncoderSettings
 from trio_trickle._media.frames import VideoFrame
@@ -18,7 +19,6 @@ from trio_trickle._media.testsrc import generate_ts
 from trio_trickle._runner.serve import open_runner
 from trio_trickle._sdk.live_pipeline import LivePipeline, current_telemetry_sink
 from trio_trickle._session.session import Session, SessionSettings
-from trio_trickle._telemetry.gateway_events import read_stream_events
 from trio_trickle._telemetry.runner import (
     CapturedEvent,
     RunnerTelemetry,

@@ -24,9 +24,9 @@ import httpx
 
 from .._client.channels import JsonSegmentReader
 from .._errors import ChannelClosed, ProtocolError
+from .._telemetry.runner import RunnerTelemetry
+from .._telemetry.sinks import TelemetrySink
 from .._wire.telemetry import EVENT_GATEWAY_CONNECTED, EVENT_GATEWAY_DISCONNECTED, TelemetryRelay
-from .runner import RunnerTelemetry
-from .sinks import TelemetrySink
 
 __all__ = ["EventsReaderStats", "gateway_connection", "read_stream_events"]
 
