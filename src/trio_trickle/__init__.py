@@ -15,6 +15,7 @@ the package, the wire layer or the trickle server never pulls in torch.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from ._client.channels import (
@@ -456,4 +457,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__version__ = "0.1.0"
+try:  # one version literal: pyproject.toml's, as installed
+    __version__ = importlib.metadata.version("trio-trickle")
+except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"

@@ -52,3 +52,9 @@ def test_wire_and_core_import_no_io_libraries() -> None:
                 continue
             for module in modules:
                 assert module.split(".")[0] not in forbidden, f"{path.name} imports {module}"
+
+
+def test_version_is_the_installed_distributions() -> None:
+    import importlib.metadata
+
+    assert trio_trickle.__version__ == importlib.metadata.version("trio-trickle")
