@@ -43,16 +43,23 @@ import attrs
 import httpx
 import trio
 
-from trio_trickle import ServerConfig, open_trickle_server
-from trio_trickle._client.publisher import TricklePublisher
-from trio_trickle._client.subscriber import TrickleSubscriber
-from trio_trickle._errors import ChannelClosed
-from trio_trickle._media.decode import decode_segments, decode_ts
-from trio_trickle._media.frames import AudioFrame, VideoFrame
-from trio_trickle._media.testsrc import codec_ceiling, generate_ts, live_pieces
-from trio_trickle._runner.serve import open_runner
-from trio_trickle._sdk.live_pipeline import LivePipeline
-from trio_trickle._session.session import SessionSettings, _default_device
+from trio_trickle import (
+    AudioFrame,
+    ChannelClosed,
+    LivePipeline,
+    ServerConfig,
+    SessionSettings,
+    TricklePublisher,
+    TrickleSubscriber,
+    VideoFrame,
+    codec_ceiling,
+    decode_segments,
+    decode_ts,
+    generate_ts,
+    live_pieces,
+    open_runner,
+    open_trickle_server,
+)
 
 CHANNELS = {"": "video/MP2T", "-out": "video/MP2T", "-control": "application/json"}
 CHANNELS["-events"] = "application/json"
@@ -332,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.seconds, args.sessions = "128x72", 2.0, 10
-    device = _default_device() if args.device == "auto" else args.device
+    device = SessionSettings(device=args.device).resolved_device()
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.lower().split("x"))
         trio.run(frame_loop, width, height, args.seconds, device, args.flood)
