@@ -113,6 +113,7 @@ from ._sdk.pipeline import (
 from ._server.connections import (
     ConnectionStats as ConnectionStats,
     HttpTimeouts as HttpTimeouts,
+    http_config as http_config,
     serve_asgi as serve_asgi,
 )
 from ._server.gc import (

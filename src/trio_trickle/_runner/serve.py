@@ -24,13 +24,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import hypercorn.config
 import trio
 
 from .._errors import TrickleError
 from .._sdk.live_pipeline import LivePipeline
 from .._sdk.pipeline import Pipeline
-from .._server.connections import ConnectionStats, HttpTimeouts, serve_asgi
+from .._server.connections import ConnectionStats, HttpTimeouts, http_config, serve_asgi
 from .._server.gc import freeze_gc_for_serving
 from .app import RunnerApp
 
@@ -64,17 +63,6 @@ class RunnerHandle:
     async def wait_setup(self) -> None:
         """Return once the pipeline's ``setup()`` has returned or raised."""
         await self.app.wait_setup()
-
-
-def _hypercorn_config(host: str, port: int, graceful_timeout: float) -> hypercorn.config.Config:
-    config = hypercorn.config.Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("trio_trickle.hypercorn")
-    config.graceful_timeout = graceful_timeout
-    # A streaming predict or a stop waiting on teardown may be quiet for a while.
-    config.read_timeout = None
-    return config
 
 
 @asynccontextmanager
@@ -113,7 +101,7 @@ async def open_runner(
         run_server = functools.partial(
             serve_asgi,
             app,
-            _hypercorn_config(host, port, graceful_timeout),
+            http_config(host, port, graceful_timeout=graceful_timeout),
             shutdown_trigger=shutdown.wait,
             timeouts=timeouts,
             stats=stats,

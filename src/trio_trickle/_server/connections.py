@@ -69,11 +69,32 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr
 
-__all__ = ["ConnectionStats", "HttpTimeouts", "serve_asgi"]
+__all__ = ["ConnectionStats", "HttpTimeouts", "http_config", "serve_asgi"]
 
 log = logging.getLogger("trio_trickle.http")
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+#: Largest request head accepted (bytes): hypercorn's default; go-livepeer's clients send < 1 KiB.
+MAX_HEAD_BYTES = 16 * 1024
+
+
+def http_config(host: str, port: int, *, graceful_timeout: float) -> hypercorn.config.Config:
+    """The hypercorn settings both servers run with (``serve_asgi`` adds the timeouts)."""
+    config = hypercorn.config.Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("trio_trickle.hypercorn")
+    config.graceful_timeout = graceful_timeout
+    # Long polls (a parked GET, a preconnected POST, a streaming predict, a stop
+    # waiting on teardown) may be quiet for minutes: no read timeout. Idle and
+    # half-sent connections are bounded by HttpTimeouts instead.
+    config.read_timeout = None
+    config.h11_max_incomplete_size = MAX_HEAD_BYTES
+    # Go's server sends no Server header either; h11 validates every header of
+    # every head, and this one cost 2-8 us per response head here.
+    config.include_server_header = False
+    return config
 
 
 def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -279,6 +300,22 @@ def _refusal(scope: dict[str, Any], limit: int) -> tuple[int, bytes] | None:
     return None
 
 
+async def refuse(scope: dict[str, Any], receive: Any, send: Any, status: int, body: bytes) -> None:
+    """Answer an HTTP or WebSocket-upgrade request with plain text, then close."""
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    prefix = "http"
+    if scope["type"] == "websocket":
+        prefix = "websocket.http"  # the ASGI denial response
+        if (await receive())["type"] != "websocket.connect":
+            return
+    await send({"type": f"{prefix}.response.start", "status": status, "headers": headers})
+    await send({"type": f"{prefix}.response.body", "body": body})
+
+
 def _bounded_heads(app: ASGIApp, limit: int) -> ASGIApp:
     """``app``, but a head over ``limit`` bytes (431) or with no path (400) never reaches it."""
 
@@ -288,18 +325,8 @@ def _bounded_heads(app: ASGIApp, limit: int) -> ASGIApp:
             refusal = _refusal(scope, limit)
         if refusal is None:
             await app(scope, receive, send)
-            return
-        status, body = refusal
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        prefix = "http" if scope["type"] == "http" else "websocket.http"
-        if prefix == "websocket.http":
-            await receive()  # websocket.connect
-        await send({"type": f"{prefix}.response.start", "status": status, "headers": headers})
-        await send({"type": f"{prefix}.response.body", "body": body})
+        else:
+            await refuse(scope, receive, send, *refusal)
 
     return bounded
 

@@ -41,7 +41,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import hypercorn.config
 import trio
 import trio.lowlevel
 
@@ -62,7 +61,7 @@ from .._wire.trickle import (
     PublishRequestMeta,
     parse_seq,
 )
-from .connections import ConnectionStats, HttpTimeouts, serve_asgi
+from .connections import ConnectionStats, HttpTimeouts, http_config, refuse, serve_asgi
 from .gc import freeze_gc_for_serving
 
 __all__ = ["BeforeHook", "TrickleServer", "TrickleServerHandle", "open_trickle_server"]
@@ -92,9 +91,6 @@ def _stamp(key: _WaitKey) -> int:
         return key.size * 2 + key.closed
     return int(key.attached)
 
-
-#: Largest request head accepted (bytes): hypercorn's default; go-livepeer's clients send < 1 KiB.
-MAX_HEAD_BYTES = 16 * 1024
 
 #: A relay hop slower than this (seconds) means the scheduler is busy with other
 #: work; the relay then wakes everyone left at once (see the module docstring).
@@ -153,21 +149,6 @@ def _error_answer(error: ProtocolError) -> Answer:
     if error.status == 404:
         headers.append(("Connection", "close"))
     return Answer(status=error.status, headers=tuple(headers), body=f"{error.message}\n".encode())
-
-
-async def _refuse_websocket(receive: ASGIReceive, send: ASGISend) -> None:
-    """Answer an upgrade request with a plain 400 (TRK-115) instead of hypercorn's empty 500."""
-    message = await receive()
-    if message["type"] != "websocket.connect":
-        return
-    body = b"websocket upgrade is not supported by a trickle server\n"
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "websocket.http.response.start", "status": 400, "headers": headers})
-    await send({"type": "websocket.http.response.body", "body": body})
 
 
 class TrickleServer:
@@ -286,7 +267,9 @@ class TrickleServer:
             await self._lifespan(receive, send)
             return
         if scope["type"] == "websocket":
-            await _refuse_websocket(receive, send)
+            # serve_asgi refuses these first; this answers when mounted elsewhere (TRK-115).
+            body = b"websocket upgrade is not supported by a trickle server\n"
+            await refuse(scope, receive, send, 400, body)
             return
         if scope["type"] != "http":
             return
@@ -504,29 +487,6 @@ class TrickleServer:
             nursery.cancel_scope.cancel()
 
 
-def _hypercorn_config(host: str, port: int, graceful_timeout: float) -> hypercorn.config.Config:
-    config = hypercorn.config.Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("trio_trickle.hypercorn")
-    config.graceful_timeout = graceful_timeout
-    # Segments are long polls: a waiting GET or a preconnected POST may send
-    # nothing for minutes, so no read timeout. Idle and half-sent connections
-    # are bounded by HttpTimeouts instead (see _server.connections): with hypercorn's
-    # own timer a client-closed keep-alive connection stayed (its task, its fd,
-    # ~100 tracked objects) until the keep-alive timeout; three quick benchmark
-    # runs left 148 such sockets and 15k objects behind, which every full
-    # collection walks. They now end at the client's EOF.
-    config.read_timeout = None
-    # Request heads are small (go-livepeer's clients send < 1 KiB); 16 KiB is
-    # hypercorn's default bound and answers 431/400 beyond.
-    config.h11_max_incomplete_size = MAX_HEAD_BYTES
-    # Go's server sends no Server header either; h11 validates every header of
-    # every head, and this one cost 2-8 us per response head here.
-    config.include_server_header = False
-    return config
-
-
 @asynccontextmanager
 async def open_trickle_server(
     config: ServerConfig | None = None,
@@ -561,7 +521,7 @@ async def open_trickle_server(
         serve = functools.partial(
             serve_asgi,
             server,
-            _hypercorn_config(host, port, graceful_timeout),
+            http_config(host, port, graceful_timeout=graceful_timeout),
             shutdown_trigger=shutdown.wait,
             timeouts=timeouts,
             stats=stats,
