@@ -405,14 +405,21 @@ class TrickleSubscriber(ClientLifecycle):
         """
         assert self._client is not None
         url = segment_url(self.url, seq)
+        # httpx's own pool and connect timeouts end a connection wait before the
+        # headers wait can, unless ``headers`` is the shorter: only then is the
+        # trace (a callback per httpcore step, on every GET) worth its cost.
+        watch_send = self.timeouts.headers < 2 * self.timeouts.connect
         while True:
             sent = _SendWatch()
             request = self._client.build_request(
-                "GET", url, timeout=self.timeouts.for_request(), extensions={"trace": sent}
+                "GET",
+                url,
+                timeout=self.timeouts.for_request(),
+                extensions={"trace": sent} if watch_send else {},
             )
             with trio.move_on_after(self.timeouts.headers):
                 return await send_request(self._client, request, f"GET {url}")
-            if not sent.started:
+            if watch_send and not sent.started:
                 raise TransportError(f"GET {url}: not connected in {self.timeouts.headers} s")
             if not reissue:
                 raise TransportError(f"GET {url}: no headers in {self.timeouts.headers} s")
