@@ -26,7 +26,8 @@ import pytest
 import trio
 
 from tests.integration.servers import ServedTrickle, client_tasks, open_test_server
-from trio_trickle._client.http import ClientTimeouts, OwnedNursery, create_http_client
+from trio_trickle._client.http import ClientTimeouts, create_http_client
+from trio_trickle._client.lifecycle import OwnedNursery
 from trio_trickle._client.publisher import TricklePublisher
 from trio_trickle._client.subscriber import FREE_JUMPS, TrickleSubscriber
 from trio_trickle._errors import TransportError

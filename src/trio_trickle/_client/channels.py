@@ -38,7 +38,8 @@ from .._wire.channels import (
 )
 from .._wire.trickle import SEQ_CURRENT
 from .._wire.util import dump_json, expect_object, parse_json
-from .http import ClientTimeouts, OwnedNursery
+from .http import ClientTimeouts
+from .lifecycle import OwnedNursery
 from .publisher import PublisherSegment, TricklePublisher
 from .subscriber import SubscriberSegment, TrickleSubscriber
 

@@ -34,13 +34,13 @@ import trio
 
 from .._errors import ChannelClosed, IllegalTransition, TransportError, TrickleError
 from .http import (
-    ClientLifecycle,
     ClientTimeouts,
     delete_quietly,
     normalize_channel_url,
     probe_next_seq,
     segment_url,
 )
+from .lifecycle import ClientLifecycle
 from .post import Post, run_attempts
 
 __all__ = ["PublisherSegment", "TricklePublisher"]

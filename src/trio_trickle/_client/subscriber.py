@@ -45,7 +45,6 @@ from .._wire.trickle import SEQ_CURRENT, SEQ_NEXT, STATUS_SEGMENT_GONE, SegmentM
 from .http import (
     HTTP_FAILURES,
     BodyReader,
-    ClientLifecycle,
     ClientTimeouts,
     closed_client_error,
     normalize_channel_url,
@@ -53,6 +52,7 @@ from .http import (
     segment_url,
     send_request,
 )
+from .lifecycle import ClientLifecycle
 
 __all__ = ["SubscriberSegment", "TrickleSubscriber"]
 
