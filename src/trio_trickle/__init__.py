@@ -36,8 +36,10 @@ from ._client.publisher import (
     TricklePublisher as TricklePublisher,
 )
 from ._client.subscriber import (
-    SubscriberSegment as SubscriberSegment,
     TrickleSubscriber as TrickleSubscriber,
+)
+from ._client.subscriber_segment import (
+    SubscriberSegment as SubscriberSegment,
 )
 from ._core.channel import (
     Answer as Answer,

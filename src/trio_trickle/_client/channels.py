@@ -41,7 +41,8 @@ from .._wire.util import dump_json, expect_object, parse_json
 from .http import ClientTimeouts
 from .lifecycle import OwnedNursery
 from .publisher import PublisherSegment, TricklePublisher
-from .subscriber import SubscriberSegment, TrickleSubscriber
+from .subscriber import TrickleSubscriber
+from .subscriber_segment import SubscriberSegment
 
 __all__ = ["JsonSegmentReader", "JsonSegmentWriter", "JsonlReader", "JsonlWriter"]
 
