@@ -91,6 +91,12 @@ from ._sdk.hooks import (
     is_async_callable as is_async_callable,
     iterate_in_thread as iterate_in_thread,
 )
+from ._sdk.json_types import (
+    JsonType as JsonType,
+    PredictParameter as PredictParameter,
+    UnsupportedAnnotation as UnsupportedAnnotation,
+    compile_annotation as compile_annotation,
+)
 from ._sdk.live_pipeline import (
     HOOK_NAMES as HOOK_NAMES,
     LivePipeline as LivePipeline,
@@ -105,12 +111,8 @@ from ._sdk.openapi import (
     openapi_document as openapi_document,
 )
 from ._sdk.pipeline import (
-    JsonType as JsonType,
     Pipeline as Pipeline,
-    PredictParameter as PredictParameter,
     PredictSignature as PredictSignature,
-    UnsupportedAnnotation as UnsupportedAnnotation,
-    compile_annotation as compile_annotation,
 )
 from ._server.connections import (
     ConnectionStats as ConnectionStats,

@@ -13,14 +13,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from trio_trickle._errors import ProtocolError
+from trio_trickle._sdk.json_types import JsonType, UnsupportedAnnotation, compile_annotation
 from trio_trickle._sdk.openapi import openapi_document
-from trio_trickle._sdk.pipeline import (
-    JsonType,
-    Pipeline,
-    PredictSignature,
-    UnsupportedAnnotation,
-    compile_annotation,
-)
+from trio_trickle._sdk.pipeline import Pipeline, PredictSignature
 from trio_trickle._wire.util import is_plain_json
 
 

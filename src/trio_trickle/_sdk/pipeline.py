@@ -10,34 +10,35 @@ signature once, at app build time, and answers three questions from it:
 * what is the JSON Schema of the body and of the response (RUN-036..038);
 * is ``predict`` async, and does it stream (a generator means SSE, RUN-030).
 
-The OpenAPI document built from these schemas lives in :mod:`._openapi`.
-
-An annotation that no JSON value can satisfy (a custom class, ``bytes``) is
-refused when the app is built, not when the first request fails.
+How an annotation becomes a JSON type (checked values, a JSON Schema) is
+:mod:`.json_types`; an annotation that no JSON value can satisfy (a custom
+class, ``bytes``) is refused when the app is built, not when the first request
+fails. The OpenAPI document built from these schemas lives in :mod:`.openapi`.
 """
 
 from __future__ import annotations
 
 import collections.abc
 import inspect
-import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
 from .._errors import ProtocolError
-from .._wire.util import is_plain_json
+from .json_types import (
+    ANY,
+    REQUIRED,
+    JsonType,
+    Mismatch,
+    PredictParameter,
+    UnsupportedAnnotation,
+    compile_annotation,
+    quoted_names,
+)
 
-__all__ = [
-    "JsonType",
-    "Pipeline",
-    "PredictParameter",
-    "PredictSignature",
-    "UnsupportedAnnotation",
-    "compile_annotation",
-]
+__all__ = ["Pipeline", "PredictSignature"]
 
 
 class Pipeline:
@@ -56,155 +57,8 @@ class Pipeline:
         """Load models; called once per process, before the first ``predict``."""
 
 
-# -- annotations as JSON types -------------------------------------------------------
+# -- the predict signature ----------------------------------------------------------
 
-JsonKind = Literal[
-    "any",
-    "string",
-    "integer",
-    "number",
-    "boolean",
-    "null",
-    "array",
-    "object",
-    "union",
-    "enum",
-    "model",
-]
-
-_JSON_NAMES: dict[type, str] = {
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    str: "string",
-    list: "array",
-    dict: "object",
-    type(None): "null",
-}
-
-
-def json_type_name(value: object) -> str:
-    """The JSON name of a decoded value's type, for error messages."""
-    for kind, name in _JSON_NAMES.items():
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
-
-
-class _Mismatch(Exception):
-    def __init__(self, path: str, expected: str, value: object) -> None:
-        super().__init__(f"{path}: expected {expected}, got {json_type_name(value)}")
-
-    @classmethod
-    def saying(cls, message: str) -> _Mismatch:
-        mismatch = cls.__new__(cls)
-        Exception.__init__(mismatch, message)
-        return mismatch
-
-
-@attrs.frozen
-class JsonType:
-    """A compiled annotation: checks JSON values and describes them in JSON Schema."""
-
-    kind: JsonKind
-    label: str
-    #: Array items or object values.
-    item: JsonType | None = None
-    #: Union members.
-    options: tuple[JsonType, ...] = ()
-    #: Literal values.
-    values: tuple[Any, ...] = ()
-    #: An attrs class read from a JSON object: the class and its init members.
-    model: type | None = None
-    members: tuple[PredictParameter, ...] = ()
-
-    def convert(self, value: object, path: str) -> Any:
-        """``value`` if it fits (ints widened to float for ``float``), else ``_Mismatch``."""
-        kind = self.kind
-        if kind == "any":
-            return value
-        if kind == "string" and isinstance(value, str):
-            return value
-        if kind == "boolean" and isinstance(value, bool):
-            return value
-        if kind == "null" and value is None:
-            return None
-        if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if kind == "array" and isinstance(value, list):
-            assert self.item is not None
-            return [self.item.convert(v, f"{path}[{i}]") for i, v in enumerate(value)]
-        if kind == "object" and isinstance(value, dict):
-            assert self.item is not None
-            return {k: self.item.convert(v, f"{path}.{k}") for k, v in value.items()}
-        if kind == "union":
-            for option in self.options:
-                try:
-                    return option.convert(value, path)
-                except _Mismatch:
-                    continue
-        if kind == "enum" and any(type(v) is type(value) and v == value for v in self.values):
-            return value
-        if kind == "model" and isinstance(value, dict):
-            members = {m.name: m for m in self.members}
-            unknown = [name for name in value if name not in members]
-            if unknown:
-                raise _Mismatch.saying(f"{path}: unknown member(s) {_names(unknown)}")
-            missing = [m.name for m in self.members if m.required and m.name not in value]
-            if missing:
-                raise _Mismatch.saying(f"{path}: missing member(s) {_names(missing)}")
-            converted = {
-                k: members[k].type.convert(v, f"{path}.{k[:64]}") for k, v in value.items()
-            }
-            return self.build(converted, path)
-        raise _Mismatch(path, self.label, value)
-
-    def build(self, members: dict[str, Any], path: str) -> Any:
-        """An instance of :attr:`model` from converted members; its validators may refuse."""
-        assert self.model is not None
-        try:
-            return self.model(**members)
-        except (TypeError, ValueError, ProtocolError) as exc:  # its converters and validators
-            raise _Mismatch.saying(f"{path}: {self.label} refused it: {exc}"[:500]) from None
-
-    def schema(self) -> dict[str, Any]:
-        """The JSON Schema of this type (RUN-037)."""
-        if self.kind == "any":
-            return {}
-        if self.kind == "array":
-            assert self.item is not None
-            return {"type": "array", "items": self.item.schema()}
-        if self.kind == "object":
-            assert self.item is not None
-            return {"type": "object", "additionalProperties": self.item.schema()}
-        if self.kind == "union":
-            return {"anyOf": [option.schema() for option in self.options]}
-        if self.kind == "enum":
-            return {"enum": list(self.values)}
-        if self.kind == "model":
-            return {
-                "title": self.label,
-                "type": "object",
-                "properties": {m.name: m.schema() for m in self.members},
-                "required": [m.name for m in self.members if m.required],
-                "additionalProperties": False,
-            }
-        return {"type": self.kind}
-
-
-ANY = JsonType("any", "any JSON value")
-_SCALARS: dict[object, JsonType] = {
-    str: JsonType("string", "string"),
-    int: JsonType("integer", "integer"),
-    float: JsonType("number", "number"),
-    bool: JsonType("boolean", "boolean"),
-    None: JsonType("null", "null"),
-    type(None): JsonType("null", "null"),
-}
-_SEQUENCES = (list, collections.abc.Sequence, collections.abc.MutableSequence)
-_MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 _ITERATORS = (
     collections.abc.Iterator,
     collections.abc.Iterable,
@@ -215,128 +69,12 @@ _ITERATORS = (
 )
 
 
-class UnsupportedAnnotation(TypeError):
-    """An annotation no JSON value can satisfy."""
-
-
-def compile_annotation(annotation: object) -> JsonType:
-    """Compile a parameter annotation; raises :class:`UnsupportedAnnotation` (a TypeError).
-
-    Supported: no annotation, ``Any``, ``object``, ``str``, ``int``, ``float``,
-    ``bool``, ``None``, ``list[T]`` / ``Sequence[T]``, ``dict[str, T]`` /
-    ``Mapping[str, T]``, unions (``X | None``), ``Literal[...]`` of JSON scalars,
-    ``Annotated[T, ...]``, and attrs classes whose init members are all of these
-    (read from a JSON object, built with the class's own validators).
-    """
-    if annotation is inspect.Parameter.empty or annotation is Any or annotation is object:
-        return ANY
-    scalar = _SCALARS.get(annotation) if isinstance(annotation, typing.Hashable) else None
-    if scalar is not None:
-        return scalar
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Annotated:
-        return compile_annotation(args[0])
-    if annotation in _SEQUENCES or origin in _SEQUENCES:
-        item = compile_annotation(args[0]) if args else ANY
-        return JsonType("array", f"list[{item.label}]", item=item)
-    if annotation in _MAPPINGS or origin in _MAPPINGS:
-        if args and args[0] is not str:
-            raise UnsupportedAnnotation(f"{annotation!r}: JSON object keys are strings")
-        item = compile_annotation(args[1]) if args else ANY
-        return JsonType("object", f"dict[str, {item.label}]", item=item)
-    if origin is typing.Union or origin is types.UnionType:
-        options = tuple(compile_annotation(arg) for arg in args)
-        return JsonType("union", " | ".join(o.label for o in options), options=options)
-    if origin is Literal:
-        if not all(v is None or isinstance(v, str | int | bool) for v in args):
-            raise UnsupportedAnnotation(f"{annotation!r}: Literal values must be JSON scalars")
-        return JsonType("enum", "one of " + ", ".join(map(repr, args)), values=tuple(args))
-    if isinstance(annotation, type) and attrs.has(annotation):
-        return _compile_model(annotation)
-    raise UnsupportedAnnotation(
-        f"{annotation!r} cannot be read from JSON; use str, int, float, bool, None, "
-        "list[...], dict[str, ...], a union, Literal[...], an attrs class or Any"
-    )
-
-
-_COMPILING: set[type] = set()
-
-
-def _compile_model(cls: type) -> JsonType:
-    """An attrs class as a JSON object: one member per ``__init__`` argument."""
-    if cls in _COMPILING:
-        raise UnsupportedAnnotation(f"{cls.__qualname__} refers to itself")
-    try:
-        attrs.resolve_types(cls)
-    except (NameError, TypeError) as exc:
-        raise UnsupportedAnnotation(
-            f"{cls.__qualname__}: cannot resolve its types: {exc}"
-        ) from None
-    _COMPILING.add(cls)
-    try:
-        members: list[PredictParameter] = []
-        for field in attrs.fields(cls):
-            if not field.init:
-                continue
-            name = field.alias or field.name
-            try:
-                json_type = compile_annotation(
-                    inspect.Parameter.empty if field.type is None else field.type
-                )
-            except UnsupportedAnnotation as exc:
-                raise UnsupportedAnnotation(f"{cls.__qualname__}.{name}: {exc}") from None
-            if field.default is attrs.NOTHING:
-                default: Any = _REQUIRED
-            elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-                default = _UNDOCUMENTED
-            else:
-                default = field.default
-            members.append(PredictParameter(name, json_type, default))
-    finally:
-        _COMPILING.discard(cls)
-    return JsonType("model", cls.__qualname__, model=cls, members=tuple(members))
-
-
 def _lenient(annotation: object) -> JsonType:
     """For return types: document what we can, ``{}`` for anything else."""
     try:
         return compile_annotation(annotation)
     except UnsupportedAnnotation:
         return ANY
-
-
-# -- the predict signature ----------------------------------------------------------
-
-_REQUIRED: Any = object()
-#: A default made by a factory: the member is optional, its default not shown.
-_UNDOCUMENTED: Any = object()
-#: Longest list of names quoted in one error message.
-_MAX_NAMES = 20
-
-
-def _names(names: collections.abc.Iterable[str]) -> str:
-    listed = sorted(names)
-    text = ", ".join(repr(n[:64]) for n in listed[:_MAX_NAMES])
-    return text + (", ..." if len(listed) > _MAX_NAMES else "")
-
-
-@attrs.frozen
-class PredictParameter:
-    """One keyword parameter of ``predict``: a member of the request body."""
-
-    name: str
-    type: JsonType
-    default: Any = _REQUIRED
-
-    @property
-    def required(self) -> bool:
-        return self.default is _REQUIRED
-
-    def schema(self) -> dict[str, Any]:
-        schema = self.type.schema()
-        if not self.required and self.default is not _UNDOCUMENTED and is_plain_json(self.default):
-            schema = {**schema, "default": self.default}
-        return schema
 
 
 @attrs.frozen
@@ -379,7 +117,7 @@ class PredictSignature:
             if p.kind is p.VAR_KEYWORD:
                 extra = json_type
                 continue
-            default = _REQUIRED if p.default is p.empty else p.default
+            default = REQUIRED if p.default is p.empty else p.default
             parameters.append(PredictParameter(p.name, json_type, default))
         target = inspect.unwrap(fn)
         is_asyncgen = inspect.isasyncgenfunction(target)
@@ -414,13 +152,13 @@ class PredictSignature:
         known = {p.name: p for p in self.parameters}
         unknown = [name for name in arguments if name not in known]
         if unknown and self.extra is None:
-            accepted = _names(known) or "no members"
+            accepted = quoted_names(known) or "no members"
             raise ProtocolError(
-                f"unknown member(s) {_names(unknown)}; predict takes {accepted}", status=400
+                f"unknown member(s) {quoted_names(unknown)}; predict takes {accepted}", status=400
             )
         missing = [p.name for p in self.parameters if p.required and p.name not in arguments]
         if missing:
-            raise ProtocolError(f"missing required member(s) {_names(missing)}", status=422)
+            raise ProtocolError(f"missing required member(s) {quoted_names(missing)}", status=422)
         kwargs: dict[str, Any] = {}
         try:
             for name, value in arguments.items():
@@ -430,7 +168,7 @@ class PredictSignature:
                 kwargs[name] = json_type.convert(value, name[:64])
             if self.model is not None and self.model_parameter is not None:
                 kwargs = {self.model_parameter: self.model.build(kwargs, "body")}
-        except _Mismatch as exc:
+        except Mismatch as exc:
             raise ProtocolError(f"invalid member {exc}", status=422) from None
         return kwargs
 
