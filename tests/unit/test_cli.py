@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from trio_trickle._cli import _options, build_parser, main
+from trio_trickle._cli import main
+from trio_trickle._cli.conformance import suite_options as _options
+from trio_trickle._cli.parser import build_parser
 from trio_trickle.conformance import (
     ChannelSetup,
     Check,
