@@ -35,13 +35,18 @@ deliberately differs from go-livepeer; their failures print as
 
 from __future__ import annotations
 
-# Import order is run order: channels, publishing, subscribing, teardown and sweep.
+# Import order is run order: channels, seqs and slots, publishing, subscribing,
+# teardown and sweep; kept by hand, not sorted.
+# isort: off
 from ..conformance import (
     _trickle_checks as _trickle_checks,
+    _trickle_checks_seq as _trickle_checks_seq,
     _trickle_checks_publish as _trickle_checks_publish,
     _trickle_checks_subscribe as _trickle_checks_subscribe,
     _trickle_checks_teardown as _trickle_checks_teardown,
 )
+
+# isort: on
 from ._context import (
     ChannelSetup,
     CheckContext,

@@ -26,6 +26,7 @@ import trio
 
 __all__ = [
     "CHUNKED_POST",
+    "RESET",
     "BodyFeed",
     "CheckFailed",
     "CheckSkipped",
@@ -40,6 +41,8 @@ _POLL = 0.01
 
 #: Headers of a raw segment POST whose body the check sends chunk by chunk.
 CHUNKED_POST = (("Transfer-Encoding", "chunked"), ("Content-Type", "text/plain"))
+#: Headers of a segment POST that resets the channel (TRK-041).
+RESET = {"Lp-Trickle-Reset": "1"}
 
 
 class CheckFailed(Exception):

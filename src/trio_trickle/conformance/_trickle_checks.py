@@ -2,8 +2,9 @@
 
 Registration order is run order: the changefeed start check comes first so
 that, on a fresh server, segment 0 of ``_changes`` is still in the ring.
-Publishing, subscribing and teardown checks live in ``_trickle_checks_publish``,
-``_trickle_checks_subscribe`` and ``_trickle_checks_teardown``.
+Sequence numbers, publishing, subscribing and teardown checks live in
+``_trickle_checks_seq``, ``_trickle_checks_publish``, ``_trickle_checks_subscribe``
+and ``_trickle_checks_teardown``.
 """
 
 from __future__ import annotations

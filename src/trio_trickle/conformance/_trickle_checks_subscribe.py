@@ -1,4 +1,4 @@
-"""Trickle checks, part 3: subscribing (-2, the ring, delivery, headers, HEAD)."""
+"""Trickle checks, part 4: subscribing (-2, the ring, delivery, headers, HEAD)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Trickle checks, part 4: closing one segment, closing a channel, the idle sweep.
+"""Trickle checks, part 5: closing one segment, closing a channel, the idle sweep.
 
 The sweep checks need a server started with a tiny idle timeout; the suite is
 told it with ``--idle-timeout`` (and ``--sweep-interval``) and otherwise skips
