@@ -9,7 +9,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "spec_coverage", "tests"]
+nox.options.sessions = ["lint", "typecheck", "spec_coverage", "tests", "base_install"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -20,6 +20,18 @@ def tests(session: nox.Session) -> None:
     """Unit, property, stateful and loopback integration tests."""
     session.install("-e", ".[test,kafka,media,torch]")
     session.run("pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
+
+
+@nox.session(python=PYTHON)
+def base_install(session: nox.Session) -> None:
+    """``pip install trio-trickle`` with no extras: no PyAV, numpy or torch in the venv.
+
+    Builds and installs the wheel, then runs tests/base_install.py: a trickle
+    publish/subscribe, a ``Pipeline`` over HTTP and a relaying ``LivePipeline``
+    session, through the public API, importing none of the media libraries.
+    """
+    session.install(".")
+    session.run("python", "tests/base_install.py")
 
 
 @nox.session(python=PYTHON)
