@@ -159,17 +159,19 @@ from ._telemetry.runner import (
     TrickleEventsSink as TrickleEventsSink,
     connection_info_from_env as connection_info_from_env,
 )
+from ._telemetry.selection import (
+    SinkConfig as SinkConfig,
+    TelemetryConfigError as TelemetryConfigError,
+    open_sink as open_sink,
+    select_sink as select_sink,
+)
 from ._telemetry.sinks import (
     DEFAULT_KAFKA_TOPIC as DEFAULT_KAFKA_TOPIC,
     DEFAULT_SHUTDOWN_TIMEOUT as DEFAULT_SHUTDOWN_TIMEOUT,
     FanoutSink as FanoutSink,
     LogSink as LogSink,
     NullSink as NullSink,
-    SinkConfig as SinkConfig,
-    TelemetryConfigError as TelemetryConfigError,
     TelemetrySink as TelemetrySink,
-    open_sink as open_sink,
-    select_sink as select_sink,
 )
 from ._telemetry.spool import (
     DEFAULT_SPOOL_MAX_BYTES as DEFAULT_SPOOL_MAX_BYTES,

@@ -39,7 +39,8 @@ from ._runner.serve import open_runner
 from ._sdk.live_pipeline import LivePipeline
 from ._server.trickle import TrickleServerHandle, open_trickle_server
 from ._session.session import SessionSettings
-from ._telemetry.sinks import FanoutSink, NullSink, TelemetrySink, open_sink, select_sink
+from ._telemetry.selection import open_sink, select_sink
+from ._telemetry.sinks import FanoutSink, NullSink, TelemetrySink
 from ._wire.telemetry import TelemetryEvent
 
 __all__ = ["DemoOptions", "DemoReport", "run_demo", "write_png"]

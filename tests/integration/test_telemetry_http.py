@@ -29,7 +29,7 @@ import trio
 
 from tests.integration.servers import TcpForwarder
 from trio_trickle._telemetry.http import HttpSink
-from trio_trickle._telemetry.sinks import open_sink
+from trio_trickle._telemetry.selection import open_sink
 from trio_trickle._telemetry.spool import TelemetrySpool
 from trio_trickle._wire.telemetry import TelemetryEvent
 from trio_trickle._wire.telemetry_sink import TelemetryBatch, encode_spool

@@ -26,7 +26,7 @@ import pytest
 import trio
 
 from trio_trickle._telemetry.kafka import KafkaSink
-from trio_trickle._telemetry.sinks import open_sink
+from trio_trickle._telemetry.selection import open_sink
 from trio_trickle._wire.telemetry import TelemetryEvent
 
 confluent_kafka: Any = pytest.importorskip(

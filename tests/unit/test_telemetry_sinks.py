@@ -13,16 +13,13 @@ import trio
 from trio_trickle._telemetry.buffer import EventBuffer
 from trio_trickle._telemetry.http import HttpSink, _Backoff
 from trio_trickle._telemetry.kafka import kafka_producer_config
-from trio_trickle._telemetry.sinks import (
-    FanoutSink,
-    LogSink,
-    NullSink,
+from trio_trickle._telemetry.selection import (
     SinkConfig,
     TelemetryConfigError,
-    TelemetrySink,
     open_sink,
     select_sink,
 )
+from trio_trickle._telemetry.sinks import FanoutSink, LogSink, NullSink, TelemetrySink
 from trio_trickle._wire.telemetry import TelemetryEvent
 
 

@@ -4,9 +4,9 @@
 sink's non-blocking ``emit`` and its single drain task (TEL-047, TEL-048).
 :class:`BufferedSink` holds what the log, HTTP and Kafka sinks do alike on top
 of it: ``emit``, the TEL-049 counters, and the one-shot start of ``run()``.
-Apart from :mod:`._telemetry_sinks` (the sink protocol, configuration and
-choosing a sink) so each sink module builds on this one without importing the
-others.
+Apart from :mod:`.sinks` (the sink protocol and the simple sinks) and
+:mod:`.selection` (configuration and choosing a sink) so each sink module builds
+on this one without importing the others.
 """
 
 from __future__ import annotations
