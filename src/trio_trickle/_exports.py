@@ -28,7 +28,7 @@ def fixup_module_metadata(
             return
         seen.add(id(obj))
         try:
-            obj.__module__ = module_name  # type: ignore[attr-defined]
+            obj.__module__ = module_name
         except (AttributeError, TypeError):  # a builtin or slotted object: leave it
             return
         if isinstance(obj, type):

@@ -37,7 +37,7 @@ def test_base_install_works_without_pyav_numpy_or_torch() -> None:
 
 
 def test_the_check_fails_when_a_media_library_is_importable() -> None:
-    """Without the blocker the full venv has PyAV: the script refuses to call that a base install."""
+    """Without the blocker the full venv has PyAV: the script will not call it a base install."""
     done = subprocess.run(
         [sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120, check=False
     )
