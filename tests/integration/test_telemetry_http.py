@@ -31,9 +31,9 @@ from tests.integration.servers import TcpForwarder
 from trio_trickle._telemetry.http import HttpSink
 from trio_trickle._telemetry.selection import open_sink
 from trio_trickle._telemetry.spool import TelemetrySpool
+from trio_trickle._wire.json_codec import dump_json
 from trio_trickle._wire.telemetry import TelemetryEvent
 from trio_trickle._wire.telemetry_sink import TelemetryBatch, encode_spool
-from trio_trickle._wire.util import dump_json
 
 Answer = tuple[int, list[tuple[str, str]]]
 HANG: Answer = (-1, [])  # never answer

@@ -27,6 +27,7 @@ from tests.strategies.runner import (
     stream_stop_requests,
 )
 from trio_trickle import ProtocolError
+from trio_trickle._wire.json_codec import dump_json
 from trio_trickle._wire.runner import (
     LiveVideoToVideoResponse,
     PredictRequest,
@@ -42,7 +43,6 @@ from trio_trickle._wire.runner_status import (
     StreamFps,
     StreamStatusResponse,
 )
-from trio_trickle._wire.util import dump_json
 
 # (strategy, class) for every wire class with the plain to_wire/from_wire pair.
 CASES: list[tuple[st.SearchStrategy[Any], Any]] = [

@@ -21,6 +21,7 @@ from tests.strategies.telemetry import (
     telemetry_relays,
 )
 from trio_trickle import ProtocolError
+from trio_trickle._wire.json_codec import dump_json
 from trio_trickle._wire.telemetry import (
     RESERVED_DATA_KEYS,
     TelemetryError,
@@ -32,7 +33,6 @@ from trio_trickle._wire.telemetry_sink import (
     decode_spool,
     encode_spool,
 )
-from trio_trickle._wire.util import dump_json
 
 CASES: list[tuple[st.SearchStrategy[Any], Any]] = [
     (telemetry_errors, TelemetryError),

@@ -16,7 +16,7 @@ from trio_trickle._errors import ProtocolError
 from trio_trickle._sdk.json_types import JsonType, UnsupportedAnnotation, compile_annotation
 from trio_trickle._sdk.openapi import openapi_document
 from trio_trickle._sdk.pipeline import Pipeline, PredictSignature
-from trio_trickle._wire.util import is_plain_json
+from trio_trickle._wire.json_codec import is_plain_json
 
 
 class Custom:

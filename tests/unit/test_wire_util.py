@@ -12,17 +12,12 @@ from hypothesis import given
 
 from tests.strategies.runner import arbitrary_json, json_values
 from trio_trickle import InvalidMessage, ProtocolError
-from trio_trickle._wire.util import (
-    b64_json_decode,
-    b64_json_encode,
-    get_int,
-    get_list,
-    get_opt_str,
-    get_str,
+from trio_trickle._wire.fields import get_int, get_list, get_opt_str, get_str
+from trio_trickle._wire.json_codec import b64_json_decode, b64_json_encode, is_plain_json
+from trio_trickle._wire.validate import (
     http_url,
     int_range,
     is_http_url,
-    is_plain_json,
     json_object_without,
     json_value,
     text,

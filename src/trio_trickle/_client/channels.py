@@ -36,8 +36,9 @@ from .._wire.channels import (
     KeepAlive,
     encode_jsonl,
 )
+from .._wire.fields import expect_object
+from .._wire.json_codec import dump_json, parse_json
 from .._wire.trickle import SEQ_CURRENT
-from .._wire.util import dump_json, expect_object, parse_json
 from .http import ClientTimeouts
 from .lifecycle import OwnedNursery
 from .publisher import PublisherSegment, TricklePublisher

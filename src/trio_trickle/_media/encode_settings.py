@@ -15,7 +15,7 @@ from typing import Literal
 import attrs
 
 from .._errors import InvalidMessage
-from .._wire.util import in_range, instance_of, non_empty, optional
+from .._wire.validate import in_range, instance_of, non_empty, optional
 
 __all__ = ["SEGMENT_BOUNDARY", "EncodeStats", "EncoderSettings", "SegmentBoundary"]
 

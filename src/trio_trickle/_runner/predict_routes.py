@@ -22,8 +22,8 @@ from quart import Response
 from .._errors import ProtocolError
 from .._sdk.hooks import call_hook, iterate_in_thread
 from .._sdk.pipeline import Pipeline, PredictSignature
+from .._wire.json_codec import dump_json
 from .._wire.runner import SSE_DONE, PredictRequest, encode_sse_data, encode_sse_error
-from .._wire.util import dump_json
 from .readiness import Readiness
 from .responses import failure_text, read_body
 

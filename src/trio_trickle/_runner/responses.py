@@ -14,9 +14,9 @@ from quart import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .._errors import PayloadTooLarge
+from .._wire.json_codec import dump_json
 from .._wire.runner import HEADER_STREAM_ID, ErrorResponse
 from .._wire.runner_status import MAX_ERROR_MESSAGE_LENGTH
-from .._wire.util import dump_json
 
 __all__: list[str] = []
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import attrs
 
 from .._errors import ProtocolError
-from .._wire.util import is_plain_json
+from .._wire.json_codec import is_plain_json
 
 __all__ = [
     "JsonType",

@@ -31,9 +31,9 @@ import httpx
 import trio
 
 from .._errors import ProtocolError
+from .._wire.json_codec import dump_json
 from .._wire.telemetry import TelemetryEvent
 from .._wire.telemetry_sink import TelemetryBatch, parse_retry_after
-from .._wire.util import dump_json
 from .buffer import BufferedSink
 from .sinks import DEFAULT_SHUTDOWN_TIMEOUT
 from .spool import DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_EVENTS, TelemetrySpool

@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from .._errors import TrickleError
-from .._wire.util import instance_of, optional, text
+from .._wire.validate import instance_of, optional, text
 from .http import HttpSink
 from .kafka import KafkaSink
 from .sinks import (

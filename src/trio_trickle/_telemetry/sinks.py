@@ -23,8 +23,8 @@ from typing import Protocol, runtime_checkable
 
 import trio
 
+from .._wire.json_codec import dump_json
 from .._wire.telemetry import TelemetryEvent
-from .._wire.util import dump_json
 from .buffer import BufferedSink
 
 __all__ = [

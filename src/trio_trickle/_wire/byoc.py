@@ -20,21 +20,10 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage
-from .util import (
-    INT64_MAX,
-    expect_object,
-    fail,
-    get_int,
-    get_opt_str,
-    get_str,
-    header_map,
-    http_url,
-    instance_of,
-    int_range,
-    non_empty,
-    optional,
-    parse_json,
-)
+from .fields import expect_object, get_int, get_opt_str, get_str, header_map
+from .go import INT64_MAX
+from .json_codec import parse_json
+from .validate import fail, http_url, instance_of, int_range, non_empty, optional
 
 __all__ = [
     "BYOC_BALANCE_HEADER",

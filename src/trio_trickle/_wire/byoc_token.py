@@ -20,27 +20,17 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage
-from .util import (
-    INT64_MAX,
-    INT64_MIN,
-    as_str,
-    b64_json_decode,
-    b64_json_encode,
-    dump_json,
+from .fields import as_str, expect_object, get_bool, get_int, get_list, get_object, get_str
+from .go import INT64_MAX, INT64_MIN
+from .json_codec import b64_json_decode, b64_json_encode, dump_json, parse_json
+from .validate import (
     eth_address,
-    expect_object,
     fail,
-    get_bool,
-    get_int,
-    get_list,
-    get_object,
-    get_str,
     instance_of,
     int_range,
     json_object,
     non_empty,
     optional,
-    parse_json,
     tuple_of,
 )
 

@@ -23,7 +23,8 @@ from .channels import (
     _json_problem,
     _parse_object,
 )
-from .util import dump_json, expect_object, get_object, get_str
+from .fields import expect_object, get_object, get_str
+from .json_codec import dump_json
 
 __all__ = [
     "EVENTS_MAX_GAP",

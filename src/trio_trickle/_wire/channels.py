@@ -23,8 +23,9 @@ from typing import Any, Final
 import attrs
 
 from .._errors import IllegalTransition, InvalidMessage, PayloadTooLarge
+from .fields import expect_object
+from .json_codec import dump_json, parse_json
 from .trickle import validate_channel_name
-from .util import dump_json, expect_object, parse_json
 
 __all__ = [
     "CONTROL_KEEPALIVE_INTERVAL",

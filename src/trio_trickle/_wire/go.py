@@ -4,8 +4,9 @@ Go writes a ``time.Duration`` as ``1m30.5s``, a ``time.Time`` as RFC 3339 with
 up to nanoseconds, and a ``json.Number`` as either a JSON number or a numeric
 string. The live-runner messages carry all three; reading and writing them in
 one place keeps every message that uses them byte-compatible with Go. Seconds
-are floats, instants are aware UTC datetimes, numbers are Decimals. Pure
-functions, no I/O; readers raise only InvalidMessage.
+are floats, instants are aware UTC datetimes, numbers are Decimals. Go's int64
+bounds, which limit every integer go-livepeer decodes, are defined here too.
+Pure functions, no I/O; readers raise only InvalidMessage.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage
-from .util import INT64_MAX, fail
+from .validate import fail
 
 __all__ = [
     "format_go_duration",
     "parse_go_duration",
 ]
+
+#: Go's int64 bounds, the range of every integer go-livepeer decodes.
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"

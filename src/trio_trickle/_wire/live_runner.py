@@ -19,18 +19,19 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage
-from .go import decimal_from_wire, decimal_to_wire, format_go_duration, parse_go_duration
-from .util import (
-    INT64_MAX,
+from .fields import (
     as_str,
     expect_object,
-    fail,
     get_bool,
     get_int,
     get_list,
     get_object,
     get_opt_str,
     get_str,
+)
+from .go import INT64_MAX, decimal_from_wire, decimal_to_wire, format_go_duration, parse_go_duration
+from .validate import (
+    fail,
     http_url,
     instance_of,
     int_range,

@@ -20,20 +20,10 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage
+from .fields import as_str, expect_object, get_list, get_str, header_map
 from .go import aware_utc, format_rfc3339, parse_rfc3339, to_utc
 from .live_runner import RunnerChannel
-from .util import (
-    as_str,
-    expect_object,
-    fail,
-    get_list,
-    get_str,
-    header_map,
-    is_http_url,
-    non_empty,
-    one_of,
-    tuple_of,
-)
+from .validate import fail, is_http_url, non_empty, one_of, tuple_of
 
 __all__ = [
     "MAX_CHANNELS_PER_REQUEST",

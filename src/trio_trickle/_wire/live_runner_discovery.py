@@ -16,10 +16,7 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage, ProtocolError
-from .go import decimal_from_wire
-from .live_runner import MAX_METADATA_BYTES, RunnerGpu
-from .util import (
-    INT64_MAX,
+from .fields import (
     as_str,
     expect_object,
     get_int,
@@ -28,14 +25,10 @@ from .util import (
     get_object,
     get_opt_str,
     get_str,
-    instance_of,
-    int_range,
-    non_empty,
-    optional,
-    trimmed,
-    tuple_of,
-    utf8_text,
 )
+from .go import INT64_MAX, decimal_from_wire
+from .live_runner import MAX_METADATA_BYTES, RunnerGpu
+from .validate import instance_of, int_range, non_empty, optional, trimmed, tuple_of, utf8_text
 
 __all__ = [
     "AdvertisedPrice",

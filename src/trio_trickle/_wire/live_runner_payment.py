@@ -18,20 +18,9 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage
-from .util import (
-    INT64_MAX,
-    eth_address,
-    expect_object,
-    fail,
-    get_int,
-    get_object,
-    get_str,
-    header_map,
-    instance_of,
-    int_range,
-    non_empty,
-    optional,
-)
+from .fields import expect_object, get_int, get_object, get_str, header_map
+from .go import INT64_MAX
+from .validate import eth_address, fail, instance_of, int_range, non_empty, optional
 
 __all__ = [
     "JsonErrorBody",

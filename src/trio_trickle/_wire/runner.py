@@ -22,6 +22,8 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage
+from .fields import expect_object, get_object, get_opt_str, get_str
+from .json_codec import is_plain_json, is_utf8_json, parse_json, without_surrogates
 from .runner_status import (
     HEADER_STREAM_ID as HEADER_STREAM_ID,
     MAX_ERROR_MESSAGE_LENGTH as MAX_ERROR_MESSAGE_LENGTH,
@@ -39,25 +41,15 @@ from .runner_status import (
     encode_sse_data as encode_sse_data,
     encode_sse_error as encode_sse_error,
 )
-
-# The SDK app imports this check from here; its one definition is in _wire_util.
-from .util import (
+from .validate import (
     channel_url,
     channel_url_problem,
-    expect_object,
     fail,
-    get_object,
-    get_opt_str,
-    get_str,
-    is_plain_json as is_plain_json,
-    is_utf8_json,
     json_object,
     json_object_without,
     optional,
-    parse_json,
     text,
     utf8_json_object,
-    without_surrogates,
 )
 
 __all__ = [

@@ -18,20 +18,9 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage
-from .util import (
-    dump_json,
-    expect_object,
-    fail,
-    get_object,
-    get_str,
-    instance_of,
-    int_range,
-    json_object,
-    optional,
-    parse_json,
-    text,
-    tuple_of,
-)
+from .fields import expect_object, get_object, get_str
+from .json_codec import dump_json, parse_json
+from .validate import fail, instance_of, int_range, json_object, optional, text, tuple_of
 
 __all__ = [
     "HEADER_STREAM_ID",

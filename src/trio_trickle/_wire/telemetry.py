@@ -21,18 +21,9 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage, PayloadTooLarge
-from .util import (
-    dump_json,
-    expect_object,
-    get_bool,
-    get_str,
-    instance_of,
-    json_object,
-    json_object_without,
-    optional,
-    parse_json,
-    text,
-)
+from .fields import expect_object, get_bool, get_str
+from .json_codec import dump_json, parse_json
+from .validate import instance_of, json_object, json_object_without, optional, text
 
 __all__ = [
     "DEFAULT_CLIENT_SOURCE",

@@ -17,8 +17,10 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage
+from .fields import expect_object
+from .json_codec import dump_json, parse_json
 from .telemetry import TelemetryEvent
-from .util import dump_json, expect_object, parse_json, tuple_of
+from .validate import tuple_of
 
 __all__ = [
     "TelemetryBatch",

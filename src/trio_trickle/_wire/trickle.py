@@ -14,7 +14,8 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage
-from .util import as_str, dump_json, expect_object, get_list, parse_json
+from .fields import as_str, expect_object, get_list
+from .json_codec import dump_json, parse_json
 
 __all__ = [
     "CLOSED_VALUE",

@@ -1,93 +1,34 @@
-"""Shared helpers for the wire layer: strict field access and attrs validators.
+"""attrs validators for wire types, and the URL checks behind them.
 
-Every ``from_wire`` in the package reads its input through these functions so
-that malformed input of any shape (wrong type, missing key, bad base64, broken
-JSON) surfaces as :class:`~trio_trickle.InvalidMessage` and nothing else. The
-validators that more than one wire module needs live here too, so each rule
-(what a plain JSON value is, what an http URL is) has exactly one definition.
-No I/O here, and nothing beyond the standard library and attrs.
+They raise :class:`~trio_trickle.InvalidMessage` (also a ValueError) so that a
+bad value can never become a wire object, whether it came from the network or
+from Python code. The validators that more than one wire module needs live
+here, so each rule (what a channel URL is, what an http URL is, what bounds an
+integer) has exactly one definition; the predicates :func:`is_http_url` and
+:func:`channel_url_problem` are for callers that judge a value without a
+validator. Nothing beyond the standard library and attrs.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
 
 from .._errors import InvalidMessage
+from .json_codec import is_plain_json, is_utf8_json
 
 __all__: list[str] = []  # internal helpers, nothing public
 
-T = TypeVar("T")
-JSONObject = dict[str, Any]
 Validator = Callable[[object, "attrs.Attribute[Any]", Any], None]
 
-#: Go's int64 bounds, the range of every integer go-livepeer decodes.
-INT64_MAX = 2**63 - 1
-INT64_MIN = -(2**63)
-
-_MISSING: Any = object()
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
-
-def parse_json(data: bytes | str, what: str) -> object:
-    """Decode JSON text, mapping every failure (bad UTF-8, syntax, NaN) to InvalidMessage."""
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
-        return json.loads(text, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-        raise InvalidMessage(f"{what}: not valid JSON ({exc})") from None
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-def dump_json(obj: object) -> bytes:
-    """Compact, deterministic JSON bytes (no NaN/Infinity, UTF-8)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
-def is_plain_json(value: object) -> bool:
-    """True if ``value`` is built only from None/bool/int/finite float/str/list/str-keyed dict.
-
-    Stricter than "json.dumps accepts it": json.dumps turns int keys into strings
-    and tuples into lists, and either would break ``from_wire(to_wire(x)) == x``.
-    Iterative, so deep input cannot exhaust the stack; a container that contains
-    itself is refused, a container shared by two parents is fine.
-    """
-    done = object()  # marker: leave the container pushed just below it
-    stack: list[object] = [value]
-    on_path: set[int] = set()
-    while stack:
-        item = stack.pop()
-        if item is done:
-            on_path.discard(id(stack.pop()))
-            continue
-        if item is None or isinstance(item, bool | int | str):
-            continue
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return False
-            continue
-        if not isinstance(item, list | dict):
-            return False
-        if id(item) in on_path:
-            return False
-        if isinstance(item, dict) and not all(isinstance(k, str) for k in item):
-            return False
-        on_path.add(id(item))
-        stack.extend((item, done))
-        stack.extend(item.values() if isinstance(item, dict) else item)
-    return True
+# -- URL checks ---------------------------------------------------------------
 
 
 def is_http_url(value: object) -> bool:
@@ -100,45 +41,6 @@ def is_http_url(value: object) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(host)
-
-
-def is_utf8_json(value: object) -> bool:
-    """True if every string in a JSON value, member names included, can be encoded as UTF-8.
-
-    ``json.loads`` turns a lone surrogate escape (``"\\ud800"``) into a Python
-    string that UTF-8 cannot carry; such text, accepted, fails later wherever it
-    is written back out (a status body, an event). Iterative, like
-    :func:`is_plain_json`; values that are not JSON are skipped, not judged.
-    """
-    stack: list[object] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if not _encodes(item):
-                return False
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return True
-
-
-def _encodes(value: str) -> bool:
-    # Only surrogates (U+D800..U+DFFF) fail; checking the cheap case first keeps
-    # the common all-ASCII string from being encoded at all.
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def without_surrogates(value: str) -> str:
-    """``value`` with each character UTF-8 cannot carry (a lone surrogate) replaced by U+FFFD."""
-    return value if _encodes(value) else _SURROGATE.sub("\ufffd", value)
 
 
 #: Printable ASCII without space: what a channel URL may hold (RFC 3986 characters).
@@ -174,143 +76,7 @@ def channel_url_problem(value: object, max_length: int, *, need_path: bool = Tru
     return None
 
 
-# -- field access ----------------------------------------------------------------
-
-
-def expect_object(value: object, what: str) -> Mapping[str, Any]:
-    """Return ``value`` if it is a JSON object (dict with str keys), else raise."""
-    if not isinstance(value, dict):
-        raise InvalidMessage(f"{what}: expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def _field(obj: Mapping[str, Any], key: str, what: str, default: Any) -> Any:
-    """``obj[key]``, or ``_MISSING`` where the caller's default applies.
-
-    A JSON null counts as absent when there is a default; a missing required
-    field raises.
-    """
-    value = obj.get(key, _MISSING)
-    if value is _MISSING or (value is None and default is not _MISSING):
-        if default is _MISSING:
-            raise InvalidMessage(f"{what}: missing required field {key!r}")
-        return _MISSING
-    return value
-
-
-def get_str(obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING) -> Any:
-    """Read a string field; ``default`` (may be None) makes it optional, and a JSON null
-    then counts as absent."""
-    value = _field(obj, key, what, default)
-    if value is _MISSING:
-        return default
-    if not isinstance(value, str):
-        raise InvalidMessage(f"{what}: field {key!r} must be a string")
-    return value
-
-
-def get_opt_str(obj: Mapping[str, Any], key: str, what: str) -> str | None:
-    """An optional string field where ``""`` means absent, as Go's ``omitempty`` and
-    ai-runner's ``""`` for "no channel" both spell it."""
-    value: str = get_str(obj, key, what, default="")
-    return value or None
-
-
-def get_int(obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING) -> Any:
-    """Read an integer field (bools are rejected: JSON true is not 1)."""
-    value = _field(obj, key, what, default)
-    if value is _MISSING:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidMessage(f"{what}: field {key!r} must be an integer")
-    return value
-
-
-def get_number(obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING) -> Any:
-    """Read a finite JSON number as float."""
-    value = _field(obj, key, what, default)
-    if value is _MISSING:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidMessage(f"{what}: field {key!r} must be a number")
-    if not math.isfinite(value):
-        raise InvalidMessage(f"{what}: field {key!r} must be finite")
-    return float(value)
-
-
-def get_bool(obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING) -> Any:
-    value = _field(obj, key, what, default)
-    if value is _MISSING:
-        return default
-    if not isinstance(value, bool):
-        raise InvalidMessage(f"{what}: field {key!r} must be a boolean")
-    return value
-
-
-def get_object(obj: Mapping[str, Any], key: str, what: str, *, default: Any = _MISSING) -> Any:
-    """Read a nested JSON object (returned as a plain dict copy)."""
-    value = _field(obj, key, what, default)
-    if value is _MISSING:
-        return default
-    return dict(expect_object(value, f"{what}.{key}"))
-
-
-def get_list(
-    obj: Mapping[str, Any],
-    key: str,
-    what: str,
-    item: Callable[[object, str], T],
-    *,
-    default: Any = _MISSING,
-) -> Any:
-    """Read a JSON array, converting each element with ``item(value, where)``."""
-    value = _field(obj, key, what, default)
-    if value is _MISSING:
-        return default
-    if not isinstance(value, list):
-        raise InvalidMessage(f"{what}: field {key!r} must be an array")
-    return tuple(item(v, f"{what}.{key}[{i}]") for i, v in enumerate(value))
-
-
-def as_str(value: object, where: str) -> str:
-    """Element converter for :func:`get_list`: a string."""
-    if not isinstance(value, str):
-        raise InvalidMessage(f"{where}: must be a string")
-    return value
-
-
-def header_map(headers: object, what: str) -> dict[str, str]:
-    """Lower-case the names of an HTTP header mapping; values must be strings."""
-    if not isinstance(headers, Mapping):
-        raise InvalidMessage(f"{what}: headers must be a mapping")
-    out: dict[str, str] = {}
-    for name, value in headers.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise InvalidMessage(f"{what}: header names and values must be strings")
-        out[name.lower()] = value
-    return out
-
-
-def b64_json_encode(obj: object) -> str:
-    """Standard base64 of compact JSON, as the ``Livepeer`` headers carry it."""
-    return base64.b64encode(dump_json(obj)).decode("ascii")
-
-
-def b64_json_decode(text: object, what: str) -> object:
-    """Inverse of :func:`b64_json_encode`; any malformation (a non-string included)
-    is InvalidMessage."""
-    if not isinstance(text, str):
-        raise InvalidMessage(f"{what}: must be a string")
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        raise InvalidMessage(f"{what}: not valid base64") from None
-    return parse_json(raw, what)
-
-
 # -- attrs validators ---------------------------------------------------------
-# They raise InvalidMessage (also a ValueError) so that a bad value can never
-# become a wire object, whether it came from the network or from Python code.
 
 
 def fail(attribute: attrs.Attribute[Any], problem: str) -> InvalidMessage:
