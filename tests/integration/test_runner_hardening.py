@@ -27,7 +27,8 @@ from trio_trickle._runner.app import CONTROL_MAX_BYTES
 from trio_trickle._runner.serve import open_runner
 from trio_trickle._sdk.live_pipeline import LivePipeline
 from trio_trickle._sdk.pipeline import Pipeline
-from trio_trickle._session.session import MAX_FAILURE_MESSAGE, SessionSettings
+from trio_trickle._session.failures import MAX_FAILURE_MESSAGE
+from trio_trickle._session.session import SessionSettings
 
 # -- RUN-121: params racing stop ------------------------------------------------------
 

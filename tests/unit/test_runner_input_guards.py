@@ -14,23 +14,17 @@ import trio
 
 from trio_trickle import InvalidMessage
 from trio_trickle._sdk.live_pipeline import encode_event_segment
+from trio_trickle._session.failures import MAX_FAILURE_MESSAGE, describe_failure, first_failure
 from trio_trickle._session.io import ParamsJob, ParamsQueue
 from trio_trickle._session.manager import StreamManager
-from trio_trickle._session.session import (
-    MAX_FAILURE_MESSAGE,
-    Session,
-    StartFailed,
-    describe_failure,
-    first_failure,
-)
-from trio_trickle._wire.json_codec import is_utf8_json, without_surrogates
+from trio_trickle._session.session import Session, StartFailed
 from trio_trickle._wire.runner import (
     PredictRequest,
     StreamParamsRequest,
     StreamStartRequest,
     StreamStopRequest,
 )
-from trio_trickle._wire.validate import channel_url_problem
+from trio_trickle._wire.util import channel_url_problem, is_utf8_json, without_surrogates
 from trio_trickle.examples import Passthrough
 
 BASE = "http://127.0.0.1:9/ai/trickle/s"

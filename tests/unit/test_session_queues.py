@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import trio
 
+from trio_trickle._session.heartbeat import _vram
 from trio_trickle._session.manager import StreamManager
 from trio_trickle._session.metrics import LatencyMeter, RateMeter, SessionCounters
 from trio_trickle._session.recent_queue import RecentQueue
-from trio_trickle._session.session import SessionSettings, _vram
+from trio_trickle._session.session import SessionSettings
 from trio_trickle._telemetry.outlet import DropOldestOutlet
 from trio_trickle.examples import Passthrough
 

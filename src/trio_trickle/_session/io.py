@@ -1,17 +1,17 @@
 """The session's JSON channels: control in, events and data out, and the params queue.
 
-Kept apart from :mod:`._session` (lifecycle) and :mod:`._session_media` (the media
-graph) because each is a small loop
-with its own failure rule: a 404 or end of stream on the control channel stops
-the session (RUN-101), a 404 on events or data stops it too (RUN-102), and a
-malformed control message is skipped, never fatal (RUN-086).
+Kept apart from :mod:`.session` (lifecycle) and :mod:`.media` (the media path)
+because each is a small loop with its own failure rule: a 404 or end of stream
+on the control channel stops the session (RUN-101), a 404 on events or data
+stops it too (RUN-102), and a malformed control message is skipped, never fatal
+(RUN-086). They see the session through its :class:`~.context.StreamContext`.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
@@ -23,12 +23,10 @@ from .._errors import ChannelClosed, ProtocolError, TrickleError
 from .._telemetry.outlet import DropOldestOutlet
 from .._telemetry.runner import CapturedEvent, RunnerTelemetry
 from .._wire.channels import ControlMessage, KeepAlive, decode_control
-from .._wire.json_codec import is_utf8_json
 from .._wire.runner import StopReason
 from .._wire.telemetry import TelemetryEvent
-
-if TYPE_CHECKING:
-    from .session import Session
+from .._wire.util import is_utf8_json
+from .context import StreamContext
 
 __all__ = ["ParamsJob", "ParamsQueue"]
 
@@ -102,69 +100,69 @@ class ParamsQueue:
             self._jobs.popleft().stop()
 
 
-async def control_updates(session: Session) -> None:
+async def control_updates(context: StreamContext, params_queue: ParamsQueue) -> None:
     """Read the control channel: params go to the queue, keepalives are dropped."""
-    limit = session.settings.control_max_bytes
+    limit = context.settings.control_max_bytes
     try:
         async with TrickleSubscriber(
-            session.request.control_url, start_seq=-2, client=session.client
+            context.request.control_url, start_seq=-2, client=context.client
         ) as subscriber:
             async for segment in subscriber:
                 try:
                     data = await segment.read_all(limit=limit)
                     message = decode_control(data, max_bytes=limit)
                 except ProtocolError as exc:  # RUN-086: skip it, keep the stream
-                    log.warning("session %s: control message skipped: %s", session.id, exc)
+                    log.warning("session %s: control message skipped: %s", context.id, exc)
                     continue
                 if message is None or isinstance(message, KeepAlive):
                     continue
                 assert isinstance(message, ControlMessage)
                 if not is_utf8_json(message.params):  # RUN-122, skipped as RUN-086 says
-                    log.warning("session %s: control message skipped: bad Unicode", session.id)
+                    log.warning("session %s: control message skipped: bad Unicode", context.id)
                     continue
-                session.params_queue.put(ParamsJob(params=dict(message.params), from_control=True))
+                params_queue.put(ParamsJob(params=dict(message.params), from_control=True))
     except ChannelClosed:
         pass
-    session.request_stop(StopReason.CONTROL_GONE)
+    context.control.request_stop(StopReason.CONTROL_GONE)
 
 
-async def write_events(session: Session) -> None:
+async def write_events(context: StreamContext) -> None:
     """Drain telemetry and pipeline events onto the events channel, one JSON object
     per segment, until both outlets are closed and empty.
 
     Telemetry goes first; each queue has its own bound, so a flood of pipeline
     events drops pipeline events, never the lifecycle (TEL-043, TEL-045).
     """
-    queues: tuple[DropOldestOutlet[Any], ...] = (session.telemetry_outlet, session.outlets.events)
+    queues: tuple[DropOldestOutlet[Any], ...] = (context.telemetry_outlet, context.outlets.events)
     try:
         async with TricklePublisher(
-            session.request.events_url,
+            context.request.events_url,
             "application/json",
-            client=session.client,
+            client=context.client,
             owns_channel=False,
         ) as publisher:
             # A token bucket: bursts of up to ``events_burst`` go out at once (the
             # last words at teardown never wait), a flood is paced to
             # ``events_max_rate`` POSTs a second and the outlets drop the oldest
             # beyond that (RUN-093), so events never crowd out the media path.
-            rate = session.settings.events_max_rate
-            burst = float(session.settings.events_burst)
+            rate = context.settings.events_max_rate
+            burst = float(context.settings.events_burst)
             tokens, refilled = burst, trio.current_time()
             while True:
                 item = next((batch[0] for q in queues if (batch := q.get_nowait(1))), None)
                 if item is None:
                     if all(q.closed and not len(q) for q in queues):
                         return
-                    await session.events_bell.wait()
+                    await context.events_bell.wait()
                     continue
                 try:
                     if isinstance(item, CapturedEvent):  # built only now, if it survived
-                        item = session.telemetry.encode(item)
+                        item = context.telemetry.encode(item)
                     elif isinstance(item, TelemetryEvent):  # from the TrickleEventsSink
                         item = RunnerTelemetry.relay_bytes(item)
-                        session.telemetry_sink.written += 1
+                        context.telemetry_sink.written += 1
                 except ProtocolError:
-                    log.exception("session %s: telemetry event not relayed", session.id)
+                    log.exception("session %s: telemetry event not relayed", context.id)
                     continue
                 now = trio.current_time()
                 tokens = min(burst, tokens + (now - refilled) * rate)
@@ -176,34 +174,34 @@ async def write_events(session: Session) -> None:
                 tokens -= 1.0
                 await publisher.write_segment(item)
     except ChannelClosed:
-        session.request_stop(StopReason.OUTPUT_GONE)
+        context.control.request_stop(StopReason.OUTPUT_GONE)
     except TrickleError as exc:
-        log.warning("session %s: events channel failed: %s", session.id, exc)
-        session.request_stop(StopReason.OUTPUT_GONE)
+        log.warning("session %s: events channel failed: %s", context.id, exc)
+        context.control.request_stop(StopReason.OUTPUT_GONE)
     finally:
         for queue in queues:
             queue.close()
 
 
-async def write_data(session: Session) -> None:
+async def write_data(context: StreamContext) -> None:
     """Drain the data outlet as JSONL with time-rotated segments."""
-    outlet = session.outlets.data
+    outlet = context.outlets.data
     assert outlet is not None
-    assert session.request.data_url is not None
+    assert context.request.data_url is not None
     try:
         async with JsonlWriter(
-            session.request.data_url,
-            client=session.client,
-            segment_interval=session.settings.data_segment_interval,
+            context.request.data_url,
+            client=context.client,
+            segment_interval=context.settings.data_segment_interval,
             owns_channel=False,
         ) as writer:
             while batch := await outlet.get_batch():
                 for record in batch:
                     await writer.write(record)
     except ChannelClosed:
-        session.request_stop(StopReason.OUTPUT_GONE)
+        context.control.request_stop(StopReason.OUTPUT_GONE)
     except TrickleError as exc:
-        log.warning("session %s: data channel failed: %s", session.id, exc)
-        session.request_stop(StopReason.OUTPUT_GONE)
+        log.warning("session %s: data channel failed: %s", context.id, exc)
+        context.control.request_stop(StopReason.OUTPUT_GONE)
     finally:
         outlet.close()

@@ -22,8 +22,10 @@ from .._errors import ProtocolError
 from .._sdk.live_pipeline import LivePipeline
 from .._telemetry.runner import RunnerTelemetry
 from .._wire.runner import StopReason, StreamStartRequest
+from .failures import first_failure
 from .io import ParamsJob
-from .session import Session, SessionSettings, StartFailed, first_failure
+from .session import Session, StartFailed
+from .settings import SessionSettings
 
 __all__ = ["StreamManager"]
 

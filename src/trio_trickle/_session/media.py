@@ -13,11 +13,12 @@ memory channels, the video queue keeps a few recent frames and drops stale ones
 Audio and video are processed by separate tasks, so audio never waits behind
 video processing (ai-runner#714).
 
-Split from :mod:`._session`, which owns the stream's lifecycle (start, stop,
+Split from :mod:`.session`, which owns the stream's lifecycle (start, stop,
 teardown, heartbeat, params, telemetry): this module is only the data path, run
-as one task of the session's work nursery. It stops the session through the
-session's own calls (``request_stop``, ``note_reason``, ``fail``) and reports
-through the session's telemetry and event helpers.
+as one task of the session's work nursery. It sees the session through its
+:class:`~.context.StreamContext`: it stops the session through the context's
+stop calls (``request_stop``, ``note_reason``, ``fail``) and reports through the
+context's telemetry and event helpers.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
@@ -49,10 +50,8 @@ from .._wire.telemetry import (
     ERROR_PIPELINE_PROCESSING_FAILED,
     EVENT_PLAYBACK_READY,
 )
+from .context import StreamContext
 from .recent_queue import RecentQueue
-
-if TYPE_CHECKING:
-    from .session import Session
 
 __all__: list[str] = []
 
@@ -62,23 +61,23 @@ MediaFrame = VideoFrame | AudioFrame
 
 
 class MediaGraph:
-    """The media tasks of one :class:`~trio_trickle.Session`; :meth:`run` runs them all.
+    """The media tasks of one stream; :meth:`run` runs them all.
 
     Holds the state only the data path needs: consecutive hook failures
     (RUN-118), the error-event rate limit (RUN-083), and whether the first
     output byte was published (``playback_ready``).
     """
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, context: StreamContext) -> None:
+        self._context = context
         self._hook_failures = 0
         self._last_error_event = -math.inf
         self._playback_ready = False
 
     async def run(self) -> None:
-        session = self._session
-        request = session.request
-        pipeline = type(session.pipeline)
+        context = self._context
+        request = context.request
+        pipeline = type(context.pipeline)
         relay = not (pipeline.overrides("process_video") or pipeline.overrides("process_audio"))
         if relay and request.subscribe_url and request.publish_url:
             await self._relay()
@@ -86,7 +85,7 @@ class MediaGraph:
         if not request.subscribe_url:
             # Output only: no input to process; the session lives until stopped.
             await trio.sleep_forever()
-        settings = session.settings
+        settings = context.settings
         chunks_tx, chunks_rx = trio.open_memory_channel[bytes](64)
         frames_tx, frames_rx = trio.open_memory_channel[MediaFrame](8)
         encode_tx, encode_rx = trio.open_memory_channel[MediaFrame](8)
@@ -115,7 +114,7 @@ class MediaGraph:
                 # so a video-only stream never waits for audio that will not come.
                 output_tx, output_rx = trio.open_memory_channel[TsItem](64)
                 encoder = attrs.evolve(settings.encoder, audio=stats.has_audio)
-                encode = functools.partial(encode_ts, stats=session.counters.encode)
+                encode = functools.partial(encode_ts, stats=context.counters.encode)
                 media.start_soon(
                     loop, ERROR_MEDIA_OUTPUT_LOOP_FAILED, encode, encode_rx, output_tx, encoder
                 )
@@ -126,7 +125,7 @@ class MediaGraph:
                 media.start_soon(self._discard, encode_rx)
             media.start_soon(self._route, frames_rx, video_queue, audio_queue)
         # Input ended and everything drained through: the stream is over.
-        session.request_stop(StopReason.INPUT_ENDED)
+        context.control.request_stop(StopReason.INPUT_ENDED)
 
     async def _loop(self, error_type: str, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Run one media loop; a failure is reported with its loop's error type
@@ -135,19 +134,19 @@ class MediaGraph:
             await fn(*args)
         except Exception as exc:
             message = f"{error_type}: {type(exc).__name__}: {exc}"
-            self._session._telemetry_error(error_type, message, recoverable=False, exc=exc)
+            self._context.emit_error(error_type, message, recoverable=False, exc=exc)
             raise
 
     # -- input -------------------------------------------------------------------------
 
     async def _subscribe_input(self, chunks_tx: trio.MemorySendChannel[bytes]) -> None:
-        session = self._session
-        url = session.request.subscribe_url
+        context = self._context
+        url = context.request.subscribe_url
         assert url is not None
         async with chunks_tx:
             try:
                 async with TrickleSubscriber(
-                    url, start_seq=-1, client=session.client
+                    url, start_seq=-1, client=context.client
                 ) as subscriber:
                     async for segment in subscriber:
                         async for chunk in segment:
@@ -155,7 +154,7 @@ class MediaGraph:
             except ChannelClosed:
                 # The input channel is gone (404). What was already received still
                 # drains through to the output; the reason says why it ended.
-                session.note_reason(StopReason.INPUT_GONE)
+                context.control.note_reason(StopReason.INPUT_GONE)
 
     async def _decode(
         self,
@@ -165,7 +164,7 @@ class MediaGraph:
     ) -> None:
         try:
             await decode_ts(
-                chunks_rx, frames_tx, device=self._session.settings.resolved_device(), stats=stats
+                chunks_rx, frames_tx, device=self._context.settings.resolved_device(), stats=stats
             )
         except MediaError:
             if stats.bytes_in:
@@ -196,7 +195,7 @@ class MediaGraph:
         video_queue: RecentQueue[VideoFrame],
         audio_queue: DropOldestOutlet[AudioFrame],
     ) -> None:
-        counters = self._session.counters
+        counters = self._context.counters
         if isinstance(frame, VideoFrame):
             counters.video_in.mark()
             counters.dropped += video_queue.put(frame)
@@ -226,8 +225,8 @@ class MediaGraph:
     async def _process_video(
         self, slot: RecentQueue[VideoFrame], encode_tx: trio.MemorySendChannel[MediaFrame]
     ) -> None:
-        counters = self._session.counters
-        hook = self._session.pipeline.process_video
+        counters = self._context.counters
+        hook = self._context.pipeline.process_video
         async with encode_tx:
             while True:
                 before = slot.dropped
@@ -249,8 +248,8 @@ class MediaGraph:
     async def _process_audio(
         self, queue: DropOldestOutlet[AudioFrame], encode_tx: trio.MemorySendChannel[MediaFrame]
     ) -> None:
-        counters = self._session.counters
-        hook = self._session.pipeline.process_audio
+        counters = self._context.counters
+        hook = self._context.pipeline.process_audio
         async with encode_tx:
             while batch := await queue.get_batch(16):
                 for frame in batch:
@@ -282,24 +281,24 @@ class MediaGraph:
 
     def _hook_failed(self, message: str, exc: Exception | None = None) -> None:
         """Drop the frame, report it, and stop the stream after too many in a row (RUN-118)."""
-        session = self._session
-        session.counters.dropped += 1
+        context = self._context
+        context.counters.dropped += 1
         self._hook_failures += 1
-        log.warning("session %s: %s", session.id, message, exc_info=exc)
-        session.report_error(message)
+        log.warning("session %s: %s", context.id, message, exc_info=exc)
+        context.control.report_error(message)
         self._error_event(message)
-        if self._hook_failures >= session.settings.max_hook_failures:
-            session.fail(f"{message} ({self._hook_failures} frames in a row)")
+        if self._hook_failures >= context.settings.max_hook_failures:
+            context.control.fail(f"{message} ({self._hook_failures} frames in a row)")
 
     def _error_event(self, message: str) -> None:
         """A recoverable processing error on the events channel, rate-limited (RUN-083)."""
-        session = self._session
+        context = self._context
         now = time.monotonic()
-        if now - self._last_error_event < session.settings.error_event_interval:
+        if now - self._last_error_event < context.settings.error_event_interval:
             return
         self._last_error_event = now
-        session._telemetry_error(ERROR_PIPELINE_PROCESSING_FAILED, message, recoverable=True)
-        session._put_event(
+        context.emit_error(ERROR_PIPELINE_PROCESSING_FAILED, message, recoverable=True)
+        context.put_event(
             "error",
             error_type="pipeline_processing_failed",
             message=message,
@@ -315,14 +314,14 @@ class MediaGraph:
 
     async def _publish_output(self, output_rx: trio.MemoryReceiveChannel[TsItem]) -> None:
         """One trickle segment per GOP, streamed while it is being encoded."""
-        session = self._session
-        url = session.request.publish_url
+        context = self._context
+        url = context.request.publish_url
         assert url is not None
         try:
             async with (
                 output_rx,
                 TricklePublisher(
-                    url, "video/MP2T", client=session.client, owns_channel=False
+                    url, "video/MP2T", client=context.client, owns_channel=False
                 ) as publisher,
             ):
                 segment = None
@@ -338,31 +337,31 @@ class MediaGraph:
                     await segment.write(item)
                     if not self._playback_ready:
                         self._playback_ready = True
-                        started = session._stream_started_at or session._started_monotonic
+                        started = context.stream_started_at or context.started_monotonic
                         ttff = round((time.monotonic() - started) * 1000)
-                        session._telemetry(EVENT_PLAYBACK_READY, ttff_ms=ttff)
+                        context.emit(EVENT_PLAYBACK_READY, ttff_ms=ttff)
                 if segment is not None:
                     await segment.end()
         except ChannelClosed:
-            session.request_stop(StopReason.OUTPUT_GONE)
+            context.control.request_stop(StopReason.OUTPUT_GONE)
 
     async def _relay(self) -> None:
         """Passthrough without decoding: input segments out byte for byte (RUN-117)."""
-        session = self._session
-        request = session.request
+        context = self._context
+        request = context.request
         assert request.subscribe_url is not None
         assert request.publish_url is not None
         reason = StopReason.INPUT_ENDED
         async with (
             TrickleSubscriber(
-                request.subscribe_url, start_seq=-1, client=session.client
+                request.subscribe_url, start_seq=-1, client=context.client
             ) as subscriber,
             TricklePublisher(
-                request.publish_url, "video/MP2T", client=session.client, owns_channel=False
+                request.publish_url, "video/MP2T", client=context.client, owns_channel=False
             ) as publisher,
         ):
             reason = await self._relay_segments(subscriber, publisher)
-        session.request_stop(reason)
+        context.control.request_stop(reason)
 
     async def _relay_segments(
         self, subscriber: TrickleSubscriber, publisher: TricklePublisher

@@ -11,9 +11,9 @@ tree rooted in :meth:`Session.run`:
   in ``on_stream_stop`` and the ``stream_stopped`` event, is sent before those
   channels close (RUN-078, RUN-099);
 * **work** (inside a cancel scope that any stop cause cancels): heartbeat,
-  control reader, params applier (the channel loops are in :mod:`._session_io`),
-  and the media graph (:mod:`._session_media`): subscribe, decode, process,
-  encode, publish, every stage bounded.
+  control reader, params applier (the channel loops are in :mod:`.io`, the
+  heartbeat in :mod:`.heartbeat`), and the media graph (:mod:`.media`):
+  subscribe, decode, process, encode, publish, every stage bounded.
 
 A stop, from any cause, is one call: :meth:`Session.request_stop` records the
 first reason and cancels the work scope. Teardown then runs ``on_stream_stop``
@@ -31,165 +31,55 @@ the hook and one for the caller, let a slow hook use up the caller's and lose
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-import attrs
 import httpx
 import trio
 
-from .._errors import ProtocolError, TrickleError
-from .._media.encode_settings import EncoderSettings
+from .._errors import TrickleError
 from .._sdk.hooks import DEFAULT_CANCEL_GRACE, call_hook
-from .._sdk.live_pipeline import (
-    LivePipeline,
-    StreamOutlets,
-    bind_outlets,
-    encode_event_segment,
-    unbind_outlets,
-)
-from .._telemetry.outlet import Bell, DropOldestOutlet
-from .._telemetry.runner import CapturedEvent, RunnerTelemetry, TrickleEventsSink
-from .._wire.channel_events import HeartbeatEvent, StatusEvent
+from .._sdk.live_pipeline import LivePipeline, bind_outlets, unbind_outlets
+from .._telemetry.runner import RunnerTelemetry
 from .._wire.runner import SessionState, StopReason, StreamStartRequest
 from .._wire.telemetry import (
     ERROR_PARAMS_UPDATE_FAILED,
     ERROR_STREAM_FAILED,
     ERROR_STREAM_STARTUP_FAILED,
-    EVENT_ERROR,
     EVENT_SESSION_CLOSED,
     EVENT_SESSION_CREATED,
-    EVENT_STREAM_HEARTBEAT,
     EVENT_STREAM_STARTED,
     EVENT_STREAM_STOPPED,
     TelemetryError,
-    TelemetryEvent,
 )
+from .context import StreamContext
+from .failures import MAX_FAILURE_MESSAGE, describe_failure, first_failure
+from .heartbeat import Heartbeat
 from .io import ParamsQueue, control_updates, write_data, write_events
 from .media import MediaGraph
-from .metrics import SessionCounters
+from .settings import SessionSettings as SessionSettings  # re-exported: Session takes one
 
-__all__ = ["Session", "SessionSettings", "StartFailed"]
+__all__ = ["Session", "StartFailed"]
 
 log = logging.getLogger("trio_trickle.session")
 
-#: Longest failure message a session reports (``stream_stopped``'s ``error``, RUN-125).
-MAX_FAILURE_MESSAGE = 200
 #: Share of the stop deadline ``on_stream_stop`` may use; the rest publishes
 #: ``stream_stopped`` and drains the channels (RUN-126).
 STOP_HOOK_SHARE = 0.8
-
-
-def first_failure(exc: BaseException) -> BaseException:
-    """The first real failure inside ``exc``: the first leaf of an exception group
-    that is not a cancellation (``exc`` itself when it is no group or holds none)."""
-    pending: list[BaseException] = [exc]
-    while pending:
-        item = pending.pop(0)
-        if isinstance(item, BaseExceptionGroup):
-            pending[:0] = item.exceptions
-        elif not isinstance(item, trio.Cancelled):
-            return item
-    return exc
-
-
-def describe_failure(exc: BaseException) -> str:
-    """``<Type>: <first line>`` of :func:`first_failure`, at most ``MAX_FAILURE_MESSAGE``
-    characters: never a group's repr, never a traceback or a megabyte of text."""
-    leaf = first_failure(exc)
-    lines = str(leaf).strip().splitlines()
-    text = f"{type(leaf).__name__}: {lines[0]}" if lines else type(leaf).__name__
-    if len(text) > MAX_FAILURE_MESSAGE:
-        text = text[: MAX_FAILURE_MESSAGE - 3] + "..."
-    return text
-
-
-def _default_device() -> str:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency of the media extra
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-@attrs.frozen(kw_only=True)
-class SessionSettings:
-    """Per-session knobs; defaults follow spec/runner-api.md."""
-
-    #: Bound on ``on_stream_start`` (RUN-054).
-    start_timeout: float = 5.0
-    #: Bound on the whole teardown (RUN-068).
-    stop_timeout: float = 5.0
-    #: Heartbeat and status cadence (RUN-095).
-    heartbeat_interval: float = 10.0
-    #: No input (output) frame for this long marks the status degraded (RUN-097).
-    degraded_after: float = 2.0
-    #: Where decoded frames live: "auto" picks CUDA when torch sees a GPU.
-    device: str = "auto"
-    encoder: EncoderSettings = attrs.field(factory=EncoderSettings)
-    #: Decoded video waiting for ``process_video``: at most this many frames, each
-    #: for at most ``video_max_wait`` seconds; older ones are dropped (RUN-114).
-    video_queue: int = 8
-    video_max_wait: float = 0.25
-    #: Bounded queues (RUN-093, RUN-115).
-    events_capacity: int = 256
-    #: Telemetry events waiting for the events channel (TEL-043).
-    telemetry_capacity: int = 1024
-    #: Events segments published per second in a flood, after a burst of
-    #: ``events_burst`` (beyond that the outlet drops the oldest).
-    events_max_rate: float = 50.0
-    events_burst: int = 32
-    data_capacity: int = 1000
-    audio_capacity: int = 100
-    #: Largest control message read (spec/channels.md CHN-034).
-    control_max_bytes: int = 1024 * 1024
-    #: JSONL data segments rotate this often (CHN-027).
-    data_segment_interval: float = 10.0
-    #: Consecutive process_* failures that end the session (RUN-118).
-    max_hook_failures: int = 10
-    #: At most one processing-error event per this many seconds (RUN-083).
-    error_event_interval: float = 10.0
-
-    def resolved_device(self) -> str:
-        return _default_device() if self.device == "auto" else self.device
-
-
-def _vram() -> dict[str, float]:
-    """GPU memory in MB of the current device, when torch is loaded and sees a GPU
-    (TEL-032, Scope's names). A failing CUDA query costs the fields, never the stream."""
-    torch = sys.modules.get("torch")
-    mb = 1024 * 1024
-    try:
-        if torch is None or not torch.cuda.is_available():
-            return {}
-        device = torch.cuda.current_device()
-        return {
-            "vram_allocated_mb": round(torch.cuda.memory_allocated(device) / mb, 1),
-            "vram_reserved_mb": round(torch.cuda.memory_reserved(device) / mb, 1),
-            "vram_total_mb": round(torch.cuda.get_device_properties(device).total_memory / mb, 1),
-        }
-    except Exception as exc:  # a CUDA error here must not reach the heartbeat
-        log.debug("VRAM query failed: %s", exc)
-        return {}
-
-
-#: What waits in the telemetry relay queue: captured stream events, encoded
-#: process events, and events runner code emitted through the sink.
-Relayed = bytes | CapturedEvent | TelemetryEvent
 
 
 class StartFailed(TrickleError):
     """``on_stream_start`` raised or outlived its timeout; the session never ran."""
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class Session:
-    """One stream on a :class:`LivePipeline`; see the module docstring."""
+    """One stream on a :class:`LivePipeline`; see the module docstring.
+
+    Its tasks share a :class:`~.context.StreamContext` (request, settings,
+    counters, outlets, telemetry); the attributes of the same names here are
+    that context's, and the session is the context's stop control.
+    """
 
     def __init__(
         self,
@@ -201,15 +91,23 @@ class Session:
         on_error: Callable[[str], None] | None = None,
         telemetry: RunnerTelemetry | None = None,
     ) -> None:
+        self.context = context = StreamContext(
+            request,
+            pipeline,
+            client=client,
+            settings=settings or SessionSettings(),
+            telemetry=telemetry or RunnerTelemetry(),
+            control=self,
+        )
         self.request = request
-        self.id = request.gateway_request_id
+        self.id = context.id
         self.pipeline = pipeline
         self.client = client
-        self.settings = settings or SessionSettings()
+        self.settings = context.settings
         self.state = SessionState.STARTING
-        self.started_at_ms = _now_ms()
+        self.started_at_ms = context.started_at_ms
         self.params: dict[str, Any] | None = request.params
-        self.counters = SessionCounters()
+        self.counters = context.counters
         self.stop_reason: StopReason | None = None
         self.stop_detail: str | None = None
         #: trio time by which teardown is over; set once, at the stop decision (RUN-126).
@@ -221,66 +119,18 @@ class Session:
         self._work = trio.CancelScope()
         self._outer = trio.CancelScope()
         self._done = trio.Event()
-        self._started_monotonic = time.monotonic()
         self.params_queue = ParamsQueue()
-        self.runner_telemetry = telemetry or RunnerTelemetry()
-        self.telemetry = self.runner_telemetry.for_stream(
-            self.id, request.params, [type(pipeline).__name__]
-        )
-        #: One bell for both queues the events writer drains.
-        self.events_bell = Bell()
-        #: Relayed telemetry, its own bound so pipeline events never crowd it out (TEL-043).
-        self.telemetry_outlet: DropOldestOutlet[Relayed] = DropOldestOutlet(
-            self.settings.telemetry_capacity, bell=self.events_bell
-        )
-        self._stream_started_at: float | None = None
-        self._last_beat = (time.monotonic(), 0, 0)
+        self.runner_telemetry = context.runner_telemetry
+        self.telemetry = context.telemetry
+        self.events_bell = context.events_bell
+        self.telemetry_outlet = context.telemetry_outlet
         #: Runner code's way to relay its own telemetry on this stream.
-        self.telemetry_sink = TrickleEventsSink(self.telemetry_outlet)
-        self.outlets = StreamOutlets(
-            events=DropOldestOutlet(self.settings.events_capacity, bell=self.events_bell),
-            data=DropOldestOutlet(self.settings.data_capacity) if request.data_url else None,
-            telemetry=self.telemetry_sink,
-        )
-
-    # -- telemetry -----------------------------------------------------------------
+        self.telemetry_sink = context.telemetry_sink
+        self.outlets = context.outlets
 
     def _telemetry(self, name: str, *, error: TelemetryError | None = None, **meta: Any) -> None:
-        """Stamp a stream event now; it is built and relayed by the events writer (TEL-040).
-
-        Cheap and non-blocking from any thread: a flood only makes the bounded
-        relay queue drop its oldest, unbuilt events (TEL-043, TEL-045).
-        """
-        self.telemetry_outlet.put(self.telemetry.capture(name, error=error, **meta))
-
-    def _telemetry_error(
-        self, error_type: str, message: str, *, recoverable: bool, exc: BaseException | None = None
-    ) -> None:
-        error = TelemetryError(
-            error_type=error_type,
-            message=message[:4096],
-            exception_type=type(exc).__name__ if exc is not None else None,
-            recoverable=recoverable,
-        )
-        self._telemetry(EVENT_ERROR, error=error)
-
-    def _put_event(self, event_type: str, **fields: Any) -> None:
-        """A stream event for the events channel, stamped and tagged with the stream id.
-
-        Never raises: the fields are bounded (RUN-125), and were one ever refused
-        anyway, losing that event must not break the teardown that sends it.
-        """
-        event = {
-            "type": event_type,
-            "timestamp": _now_ms(),
-            "gateway_request_id": self.id,
-            **fields,
-        }
-        envelope = {"queue_event_type": "ai_stream_events", "event": event}
-        try:
-            self.outlets.events.put(encode_event_segment(envelope))
-        except ProtocolError as exc:
-            log.error("session %s: %s event not sent: %s", self.id, event_type, exc)
+        """Stamp a stream event now (:meth:`.StreamContext.emit`)."""
+        self.context.emit(name, error=error, **meta)
 
     # -- control from outside ----------------------------------------------------
 
@@ -327,7 +177,7 @@ class Session:
         message = message[:MAX_FAILURE_MESSAGE]
         if self.error is None:
             self.error = message
-            self._telemetry_error(ERROR_STREAM_FAILED, message, recoverable=False)
+            self.context.emit_error(ERROR_STREAM_FAILED, message, recoverable=False)
         self._on_error(public or message)
         self.request_stop(StopReason.FAILED)
 
@@ -357,9 +207,9 @@ class Session:
         try:
             with self._outer:
                 async with trio.open_nursery() as writers:
-                    writers.start_soon(write_events, self)
+                    writers.start_soon(write_events, self.context)
                     if self.outlets.data is not None:
-                        writers.start_soon(write_data, self)
+                        writers.start_soon(write_data, self.context)
                     for pending in self.runner_telemetry.take_pending():
                         self.telemetry_outlet.put(pending)  # runner_ready & co (TEL-044)
                     self._telemetry(EVENT_SESSION_CREATED)
@@ -367,13 +217,13 @@ class Session:
                         await self._start_hook()
                     except StartFailed as exc:
                         start_error = exc  # raised below, outside the nursery, unwrapped
-                        self._telemetry_error(
+                        self.context.emit_error(
                             ERROR_STREAM_STARTUP_FAILED, str(exc), recoverable=False
                         )
                         self._session_closed()
                     else:
                         self.state = SessionState.RUNNING
-                        self._stream_started_at = time.monotonic()
+                        self.context.stream_started_at = time.monotonic()
                         self._telemetry(EVENT_STREAM_STARTED)
                         self.reported_started = True
                         task_status.started()
@@ -382,7 +232,7 @@ class Session:
                         self.state = SessionState.STOPPING
                         await self._teardown()
                     finally:
-                        self._close_outlets()
+                        self.context.close_outlets()
             if start_error is not None:
                 raise start_error
         finally:
@@ -412,11 +262,11 @@ class Session:
         with self._work:
             try:
                 async with trio.open_nursery() as work:
-                    work.start_soon(self._heartbeat)
-                    work.start_soon(control_updates, self)
+                    work.start_soon(Heartbeat(self.context).run)
+                    work.start_soon(control_updates, self.context, self.params_queue)
                     work.start_soon(self._apply_params)
                     if self.request.subscribe_url or self.request.publish_url:
-                        work.start_soon(MediaGraph(self).run)
+                        work.start_soon(MediaGraph(self.context).run)
             except Exception as exc:  # a child failed: the whole stream stops
                 log.exception("session %s failed", self.id)
                 leaf = first_failure(exc)
@@ -445,7 +295,7 @@ class Session:
             stopped["error"] = self.error
         if self.stop_detail is not None:
             stopped["detail"] = self.stop_detail
-        self._put_event("stream_stopped", **stopped)
+        self.context.put_event("stream_stopped", **stopped)
         failure = None
         if self.error is not None:
             failure = TelemetryError(
@@ -459,95 +309,13 @@ class Session:
             frames_out=self.counters.frames_out,
         )
         self._session_closed()
-        self._close_outlets()
+        self.context.close_outlets()
 
     def _session_closed(self) -> None:
-        duration = round((time.monotonic() - self._started_monotonic) * 1000)
+        duration = round((time.monotonic() - self.context.started_monotonic) * 1000)
         self._telemetry(EVENT_SESSION_CLOSED, duration_ms=duration)
 
-    def _close_outlets(self) -> None:
-        self.outlets.events.close()
-        self.telemetry_outlet.close()
-        if self.outlets.data is not None:
-            self.outlets.data.close()
-
-    # -- heartbeat and params ------------------------------------------------------
-
-    async def _heartbeat(self) -> None:
-        """Heartbeat + status at start and every interval, input or not (RUN-095)."""
-        while True:
-            self.outlets.events.put(encode_event_segment(self._heartbeat_event()))
-            self.outlets.events.put(encode_event_segment(self._status_event()))
-            self._heartbeat_telemetry()
-            await trio.sleep(self.settings.heartbeat_interval)
-
-    def _heartbeat_telemetry(self) -> None:
-        """``stream_heartbeat`` with interval rates and totals (TEL-031, TEL-032)."""
-        now = time.monotonic()
-        then, frames_in, frames_out = self._last_beat
-        counters = self.counters
-        span = max(now - then, 1e-6)
-        meta: dict[str, Any] = {
-            "frames_in": counters.frames_in,
-            "frames_out": counters.frames_out,
-            "frames_dropped": counters.frames_dropped,
-            "fps_in": round((counters.frames_in - frames_in) / span, 1),
-            "fps_out": round((counters.frames_out - frames_out) / span, 1),
-            "elapsed_ms": round((now - self._started_monotonic) * 1000),
-            "since_last_heartbeat_ms": round(span * 1000),
-        }
-        latency = counters.latency.mean_ms()
-        if latency is not None:
-            meta["latency_ms"] = latency
-        # Relayed telemetry the bound dropped so far (TEL-043), reported, not just counted.
-        meta["telemetry_dropped"] = self.telemetry_outlet.dropped
-        meta.update(_vram())
-        self._last_beat = (now, counters.frames_in, counters.frames_out)
-        self._telemetry(EVENT_STREAM_HEARTBEAT, **meta)
-
-    def _heartbeat_event(self) -> dict[str, Any]:
-        counters = self.counters
-        beat = HeartbeatEvent(
-            timestamp=_now_ms(),
-            urls=self.request.media_urls(),
-            width=counters.width,
-            height=counters.height,
-            fps=counters.fps(),
-            frames_in=counters.frames_in,
-            frames_out=counters.frames_out,
-            extra={
-                "gateway_request_id": self.id,
-                "frames_dropped": counters.frames_dropped,
-                "latency_ms": counters.latency.mean_ms(),
-            },
-        )
-        return beat.to_envelope().to_wire()
-
-    def _status_state(self) -> str:
-        after = self.settings.degraded_after
-        started = time.monotonic() - self._started_monotonic
-        if self.request.subscribe_url:
-            idle = self.counters.video_in.idle_for()
-            if (idle is None and started > after) or (idle is not None and idle > after):
-                return "DEGRADED_INPUT"
-        if self.request.publish_url:
-            idle = self.counters.video_out.idle_for()
-            if (idle is None and started > after) or (idle is not None and idle > after):
-                return "DEGRADED_INFERENCE"
-        return "ONLINE"
-
-    def _status_event(self) -> dict[str, Any]:
-        fps = self.counters.fps()
-        status = StatusEvent(
-            timestamp=_now_ms(),
-            pipeline=type(self.pipeline).__name__,
-            state=self._status_state(),
-            start_time=self.started_at_ms,
-            input_status={"fps": fps["ingress_video_fps"]},
-            inference_status={"fps": fps["egress_video_fps"]},
-            extra={"gateway_request_id": self.id},
-        )
-        return status.to_envelope().to_wire()
+    # -- params ------------------------------------------------------------------
 
     async def _apply_params(self) -> None:
         """One ``on_params_update`` at a time, in arrival order (RUN-088).
@@ -564,7 +332,7 @@ class Session:
                 message = f"on_params_update failed: {type(exc).__name__}"
                 log.exception("session %s: %s", self.id, message)
                 self.report_error(message)
-                self._telemetry_error(
+                self.context.emit_error(
                     ERROR_PARAMS_UPDATE_FAILED, message, recoverable=True, exc=exc
                 )
                 job.fail(message)
