@@ -18,13 +18,14 @@ from trio_trickle._session.failures import MAX_FAILURE_MESSAGE, describe_failure
 from trio_trickle._session.io import ParamsJob, ParamsQueue
 from trio_trickle._session.manager import StreamManager
 from trio_trickle._session.session import Session, StartFailed
+from trio_trickle._wire.json_codec import is_utf8_json, without_surrogates
 from trio_trickle._wire.runner import (
     PredictRequest,
     StreamParamsRequest,
     StreamStartRequest,
     StreamStopRequest,
 )
-from trio_trickle._wire.util import channel_url_problem, is_utf8_json, without_surrogates
+from trio_trickle._wire.validate import channel_url_problem
 from trio_trickle.examples import Passthrough
 
 BASE = "http://127.0.0.1:9/ai/trickle/s"

@@ -23,9 +23,9 @@ from .._errors import ChannelClosed, ProtocolError, TrickleError
 from .._telemetry.outlet import DropOldestOutlet
 from .._telemetry.runner import CapturedEvent, RunnerTelemetry
 from .._wire.channels import ControlMessage, KeepAlive, decode_control
+from .._wire.json_codec import is_utf8_json
 from .._wire.runner import StopReason
 from .._wire.telemetry import TelemetryEvent
-from .._wire.util import is_utf8_json
 from .context import StreamContext
 
 __all__ = ["ParamsJob", "ParamsQueue"]
