@@ -276,14 +276,16 @@ from ._wire.live_runner_payment import (
 )
 from ._wire.runner import (
     MAX_STOP_REASON_LENGTH as MAX_STOP_REASON_LENGTH,
-    LiveVideoToVideoResponse as LiveVideoToVideoResponse,
     PredictRequest as PredictRequest,
     StreamParamsRequest as StreamParamsRequest,
     StreamParamsResponse as StreamParamsResponse,
-    StreamStartRequest as StreamStartRequest,
-    StreamStartResponse as StreamStartResponse,
     StreamStopRequest as StreamStopRequest,
     StreamStopResponse as StreamStopResponse,
+)
+from ._wire.runner_start import (
+    LiveVideoToVideoResponse as LiveVideoToVideoResponse,
+    StreamStartRequest as StreamStartRequest,
+    StreamStartResponse as StreamStartResponse,
 )
 from ._wire.runner_status import (
     HEADER_STREAM_ID as HEADER_STREAM_ID,

@@ -4,8 +4,8 @@ The bodies and headers that set a BYOC stream up, as go-livepeer master spells
 them: capability registration (worker -> orchestrator), the gateway's stream
 start request and response, and the ``X-*`` channel headers the orchestrator
 answers with. The job token and the ``Livepeer`` job header are in
-:mod:`._wire_byoc_token`; the orchestrator's ``/stream/start`` body for the
-worker is the runner API's :class:`~._wire_runner.StreamStartRequest` (its
+:mod:`.byoc_token`; the orchestrator's ``/stream/start`` body for the
+worker is the runner API's :class:`~.runner_start.StreamStartRequest` (its
 ``build`` does the BYOC merge of the gateway's keys).
 
 Pure encode/decode: no I/O. ``from_wire`` raises only the ProtocolError family.

@@ -4,7 +4,7 @@ The job token (``GET /process/token``) with its price and sender, the
 ``Livepeer-Eth-Address`` header, and the ``Livepeer`` job header with its
 ``request`` and ``parameters`` strings: everything a gateway signs or an
 orchestrator checks before a BYOC stream exists. The stream bodies themselves
-are in :mod:`._wire_byoc`.
+are in :mod:`.byoc`.
 
 Pure encode/decode: no I/O. ``from_wire`` raises only the ProtocolError family.
 The ``request`` and ``parameters`` strings of a job are kept byte-for-byte

@@ -3,7 +3,7 @@
 What a runner *reports* (``GET /health``, ``GET /stream/status``, error bodies,
 the SSE framing of a streaming ``predict``) and the header helpers every
 handler shares, apart from the request bodies that *drive* it (in
-:mod:`._wire_runner`, which re-exports these names for its callers). Pure attrs
+:mod:`.runner`, which re-exports these names for its callers). Pure attrs
 values; no I/O; decoders raise only the ``ProtocolError`` family
 (spec/runner-api.md).
 """

@@ -8,7 +8,7 @@ arguments so it stays pure) and every hop after that re-encodes it unchanged:
 ``to_wire(from_wire(w)) == w`` for every canonical ``w``. Pure values, no I/O;
 the sinks that move these events live elsewhere (spec/telemetry.md), and the
 sink-side encodings (HTTP batches, the disk spool, ``Retry-After``) are in
-:mod:`._wire_telemetry_sink`.
+:mod:`.telemetry_sink`.
 """
 
 from __future__ import annotations

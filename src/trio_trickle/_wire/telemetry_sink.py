@@ -1,6 +1,6 @@
 """Telemetry sink encodings: the HTTP batch body, the disk spool, ``Retry-After``.
 
-The envelope itself (:mod:`._wire_telemetry`) is what every hop carries; these
+The envelope itself (:mod:`.telemetry`) is what every hop carries; these
 are the shapes only a sink produces or reads on its way to a collector: the
 ``{"events": [...]}`` POST body, the JSONL spool that survives a restart, and
 the server's back-off hint. Pure functions and values, no I/O and no clock

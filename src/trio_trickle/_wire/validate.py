@@ -267,11 +267,20 @@ def channel_url(max_length: int, *, need_path: bool = True) -> Validator:
     return check
 
 
+def utf8_json(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Validator: text (or a JSON value) that UTF-8 can carry (see :func:`is_utf8_json`).
+
+    A lone surrogate escape would fail every later write of it (a status body, an
+    event), so it is refused where it comes in (RUN-122).
+    """
+    if not is_utf8_json(value):
+        raise fail(attribute, "must not hold text that is not valid Unicode (a lone surrogate)")
+
+
 def utf8_json_object(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """Validator: a JSON object (:func:`json_object`) whose text is all valid Unicode."""
     json_object(inst, attribute, value)
-    if not is_utf8_json(value):
-        raise fail(attribute, "must not hold text that is not valid Unicode (a lone surrogate)")
+    utf8_json(inst, attribute, value)
 
 
 def eth_address(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
