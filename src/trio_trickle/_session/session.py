@@ -12,8 +12,8 @@ tree rooted in :meth:`Session.run`:
   channels close (RUN-078, RUN-099);
 * **work** (inside a cancel scope that any stop cause cancels): heartbeat,
   control reader, params applier (the channel loops are in :mod:`.io`, the
-  heartbeat in :mod:`.heartbeat`), and the media graph (:mod:`.media`):
-  subscribe, decode, process, encode, publish, every stage bounded.
+  heartbeat in :mod:`.heartbeat`), and the media path (:mod:`.media`): a byte
+  relay, or subscribe, decode, process, encode, publish, every stage bounded.
 
 A stop, from any cause, is one call: :meth:`Session.request_stop` records the
 first reason and cancels the work scope. Teardown then runs ``on_stream_stop``
@@ -57,7 +57,7 @@ from .context import StreamContext
 from .failures import MAX_FAILURE_MESSAGE, describe_failure, first_failure
 from .heartbeat import Heartbeat
 from .io import ParamsQueue, control_updates, write_data, write_events
-from .media import MediaGraph
+from .media import run_media
 from .settings import SessionSettings as SessionSettings  # re-exported: Session takes one
 
 __all__ = ["Session", "StartFailed"]
@@ -266,7 +266,7 @@ class Session:
                     work.start_soon(control_updates, self.context, self.params_queue)
                     work.start_soon(self._apply_params)
                     if self.request.subscribe_url or self.request.publish_url:
-                        work.start_soon(MediaGraph(self.context).run)
+                        work.start_soon(run_media, self.context)
             except Exception as exc:  # a child failed: the whole stream stops
                 log.exception("session %s failed", self.id)
                 leaf = first_failure(exc)

@@ -2,10 +2,15 @@
 
 Its own module because everything in the session reads them: the session, the
 context its tasks share (:mod:`.context`, which must not import the session),
-the manager, benchmarks.
+the manager, benchmarks. Nothing here imports torch up front: ``device="auto"``
+asks torch which device to use only when :meth:`SessionSettings.resolved_device`
+is called, which the session does in a worker thread and only for a pipeline
+that processes frames (a relay never).
 """
 
 from __future__ import annotations
+
+import importlib
 
 import attrs
 
@@ -15,8 +20,13 @@ __all__ = ["SessionSettings"]
 
 
 def _default_device() -> str:
+    """``cuda`` when torch sees a GPU, else ``cpu`` (imports torch: seconds, the first time).
+
+    Imported by name, as the session imports its frame graph: nothing loaded with
+    the session's own modules imports torch, so a relay never loads it.
+    """
     try:
-        import torch
+        torch = importlib.import_module("torch")
     except ImportError:  # pragma: no cover - torch is a dependency of the media extra
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -61,4 +71,6 @@ class SessionSettings:
     error_event_interval: float = 10.0
 
     def resolved_device(self) -> str:
+        """The device itself: ``device``, or for "auto" torch's answer (this may
+        import torch, so call it off the trio thread)."""
         return _default_device() if self.device == "auto" else self.device
