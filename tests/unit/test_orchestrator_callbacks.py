@@ -7,8 +7,10 @@ import pytest
 from tests.unit.test_orchestrator_support import (
     RUNNER_ADDR,
     SERVICE,
+    FakeVerifier,
     beat,
     make_registry,
+    paid_headers,
     register,
 )
 from trio_trickle import InvalidMessage
@@ -280,8 +282,6 @@ def test_open_proxied_request_keeps_a_session_and_its_end_restarts_the_window() 
 
 @pytest.mark.spec("LR-136")
 def test_accepted_payment_counts_as_activity() -> None:
-    from tests.unit.test_orchestrator_support import FakeVerifier, paid_headers
-
     registry = make_registry(onchain=True, verifier=FakeVerifier(), heartbeat_ttl=LONG_TTL)
     route, _secret = register(registry)
     registry.reserve(route, paid_headers("m1", 500_000_000_000), 0.0)

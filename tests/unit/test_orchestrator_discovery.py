@@ -12,6 +12,7 @@ import pytest
 from tests.unit.test_orchestrator_support import (
     SERVICE,
     WEI_PER_USD,
+    beat,
     make_registry,
     register,
 )
@@ -55,8 +56,6 @@ def test_load_counts_sessions_and_can_go_negative() -> None:
     route, secret = register(registry, capacity=2)
     registry.reserve(route, PaymentHeaders(), 0.0)
     registry.reserve(route, PaymentHeaders(), 0.0)
-    from tests.unit.test_orchestrator_support import beat
-
     registry.heartbeat(beat(capacity=1), secret, 1.0)
     (listed,) = registry.discovery(1.0).entries[0].runners
     assert (listed.capacity, listed.capacity_used, listed.capacity_available) == (1, 2, -1)

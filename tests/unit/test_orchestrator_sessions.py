@@ -11,6 +11,7 @@ from tests.unit.test_orchestrator_support import (
     PAYER,
     SERVICE,
     FakeVerifier,
+    beat,
     make_registry,
     paid_headers,
     register,
@@ -39,7 +40,7 @@ from trio_trickle._orchestrator.reservation import (
     parse_payment_headers,
     parse_refresh_request,
 )
-from trio_trickle._wire.live_runner_channels import ChannelSpec, ChannelsRequest
+from trio_trickle._wire.live_runner_channels import ChannelSpec, ChannelsRequest, ProxyRequest
 from trio_trickle._wire.live_runner_payment import PaymentHeaders
 
 NO_PAY = PaymentHeaders()
@@ -402,14 +403,8 @@ def test_stop_releases_past_the_ttl_and_on_an_unready_runner() -> None:
     assert stopped.release is not None
     other, other_secret = register(registry, runner_id="two")
     sid2 = _reserved(registry.reserve(other, NO_PAY, 0.0)).session_id
-    registry.heartbeat(_beat_status("two", "loading"), other_secret, 1.0)
+    registry.heartbeat(beat(runner_id="two", status="loading"), other_secret, 1.0)
     assert registry.stop(other, sid2, 2.0).release is not None
-
-
-def _beat_status(runner_id: str, status: str) -> Any:
-    from tests.unit.test_orchestrator_support import beat
-
-    return beat(runner_id=runner_id, status=status)
 
 
 @pytest.mark.spec("LR-132", "LR-143")
@@ -421,7 +416,7 @@ def test_release_order_event_then_events_message_then_channel_close() -> None:
     token = registry.session_target(route, sid, "", 0.0).headers.session_token
     specs = (ChannelSpec(name="in"), ChannelSpec(name="events"))
     registry.create_channels(route, sid, token, ChannelsRequest(channels=specs), 0.0)
-    proxy = registry.create_proxy(route, sid, token, _proxy_request(), 0.0)
+    proxy = registry.create_proxy(route, sid, token, ProxyRequest(), 0.0)
     release = registry.stop(route, sid, 1.0).release
     assert release is not None
     assert [type(e) for e in release.effects] == [SendSessionEvent, PublishRelease, CloseChannels]
@@ -441,12 +436,6 @@ def test_release_order_event_then_events_message_then_channel_close() -> None:
     assert isinstance(close, CloseChannels)
     assert set(close.channel_names) == {f"{sid}-in", f"{sid}-events"}
     assert release.proxy_ids == (proxy.proxy_id,)
-
-
-def _proxy_request() -> Any:
-    from trio_trickle._wire.live_runner_channels import ProxyRequest
-
-    return ProxyRequest()
 
 
 CAUSES = {
