@@ -44,21 +44,23 @@ import httpx
 import trio
 
 from trio_trickle import (
-    AudioFrame,
     ChannelClosed,
     LivePipeline,
     ServerConfig,
     SessionSettings,
     TricklePublisher,
     TrickleSubscriber,
+    open_runner,
+    open_trickle_server,
+)
+from trio_trickle.media import (
+    AudioFrame,
     VideoFrame,
     codec_ceiling,
     decode_segments,
     decode_ts,
     generate_ts,
     live_pieces,
-    open_runner,
-    open_trickle_server,
 )
 
 CHANNELS = {"": "video/MP2T", "-out": "video/MP2T", "-control": "application/json"}

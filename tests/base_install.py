@@ -85,18 +85,22 @@ async def exercise() -> dict[str, object]:
     class Relay(LivePipeline):
         """Overrides nothing: the runner relays input segments byte for byte."""
 
-    segments = [bytes([i]) * (1000 + i) for i in range(5)]
+    segments = [bytes([i]) * (1000 + i) for i in range(3)]
     with trio.fail_after(60):
         async with (
             open_trickle_server(ServerConfig()) as trickle,
             httpx.AsyncClient(timeout=20) as http,
         ):
             # 1. trickle publish/subscribe
-            async with TricklePublisher(trickle.url + "plain", "application/octet-stream") as pub:
+            # (three segments: all still in the server's ring of five when the subscriber starts)
+            trickle.server.create_channel("plain", "application/octet-stream")
+            async with TricklePublisher(
+                trickle.url + "plain", "application/octet-stream", owns_channel=False
+            ) as pub:
                 for data in segments:
                     await pub.write_segment(data)
-                async with TrickleSubscriber(trickle.url + "plain", start_seq=0) as sub:
-                    received = [await read_next(sub) for _ in segments]
+            async with TrickleSubscriber(trickle.url + "plain", start_seq=0) as sub:
+                received = [await read_next(sub) for _ in segments]
             assert received == segments, "trickle round trip changed the bytes"
 
             # 2. request/response Pipeline
@@ -106,9 +110,11 @@ async def exercise() -> dict[str, object]:
             assert answer.status_code == 200, answer.text
             assert answer.json() == {"greeting": "hello base"}, answer.text
 
-            # 3. a relaying LivePipeline session
-            relayed = await relay_stream(trickle, http, Relay(), segments, SessionSettings)
-            assert relayed == segments, "the relay changed the bytes"
+            # 3. a relaying LivePipeline session: consecutive input segments, byte for byte
+            relayed = await relay_stream(trickle, http, Relay(), 5, SessionSettings)
+            first = int(relayed[0].split()[1])
+            expected = [f"segment {first + i} ".encode() * 50 for i in range(5)]
+            assert relayed == expected, "the relay changed, lost or reordered segments"
     return {"trickle_segments": len(received), "predict": "ok", "relayed_segments": len(relayed)}
 
 
@@ -120,9 +126,11 @@ async def read_next(subscriber: Any) -> bytes:
 
 
 async def relay_stream(
-    trickle: Any, http: Any, pipeline: Any, segments: list[bytes], settings: Any
+    trickle: Any, http: Any, pipeline: Any, count: int, settings: Any
 ) -> list[bytes]:
-    """Start a stream on a runner serving ``pipeline``; what comes out for ``segments``."""
+    """Start a stream on a runner serving ``pipeline``; its first ``count`` output segments."""
+    import trio
+
     from trio_trickle import TricklePublisher, TrickleSubscriber, open_runner
 
     base: str = trickle.url
@@ -150,16 +158,25 @@ async def relay_stream(
             },
         )
         assert start.status_code == 200, start.text
+
+        async def publish(publisher: Any) -> None:
+            # The session subscribes at the live edge, after the start answer: publish
+            # until the output has what this check wants, the way a live source does.
+            for index in range(10_000):
+                await publisher.write_segment(f"segment {index} ".encode() * 50)
+                await trio.sleep(0.02)
+
         async with (
             TricklePublisher(
                 base + "live", "video/MP2T", client=http, start_seq=0, owns_channel=False
             ) as publisher,
             TrickleSubscriber(base + "live-out", start_seq=0, client=http) as subscriber,
+            trio.open_nursery() as nursery,
         ):
-            for data in segments:
-                await publisher.write_segment(data)
-            for _ in segments:
+            nursery.start_soon(publish, publisher)
+            for _ in range(count):
                 output.append(await read_next(subscriber))
+            nursery.cancel_scope.cancel()
     return output
 
 

@@ -1,4 +1,4 @@
-"""Small pipelines to serve, test and copy from.
+"""Small pipelines to serve, test and copy from (public API only, as user code would).
 
 ``trio-trickle serve trio_trickle.examples:Invert`` runs a live runner whose
 effect you can see; ``Passthrough`` overrides nothing, so the runner relays
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._sdk.live_pipeline import LivePipeline
-from ._sdk.pipeline import Pipeline
+from trio_trickle import LivePipeline, Pipeline
 
 if TYPE_CHECKING:  # torch and PyAV stay optional until a live stream decodes frames
-    from ._media.frames import VideoFrame
+    from trio_trickle.media import VideoFrame
 
 __all__ = ["Echo", "Invert", "Passthrough"]
 

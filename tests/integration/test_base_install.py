@@ -32,7 +32,7 @@ def test_base_install_works_without_pyav_numpy_or_torch() -> None:
         "media_libraries_imported": [],
         "predict": "ok",
         "relayed_segments": 5,
-        "trickle_segments": 5,
+        "trickle_segments": 3,
     }
 
 

@@ -18,14 +18,9 @@ from tests.strategies.trickle import (
     segment_metas,
     seqs,
 )
-from trio_trickle import (
-    ChannelChange,
-    InvalidMessage,
-    ProtocolError,
-    PublishRequestMeta,
-    SegmentMeta,
-)
+from trio_trickle import InvalidMessage, ProtocolError
 from trio_trickle._wire.trickle import parse_seq, validate_channel_name
+from trio_trickle.wire import ChannelChange, PublishRequestMeta, SegmentMeta
 
 
 @pytest.mark.spec("TRK-001")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from trio_trickle import ChannelChange, PublishRequestMeta, SegmentMeta
+from trio_trickle.wire import ChannelChange, PublishRequestMeta, SegmentMeta
 
 UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
