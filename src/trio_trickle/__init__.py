@@ -7,7 +7,7 @@ extras). Everything else lives in private subpackages, one per layer, whose
 dependencies point down (import-linter checks it in ``nox -s lint``):
 
 * ``_wire`` (attrs messages with ``to_wire``/``from_wire``), ``_core`` (the sans-io
-  trickle channel machine) and ``_orchestrator`` (the sans-io live-runner
+  trickle channel machine) and ``_registry`` (the sans-io live-runner
   registry): no I/O;
 * ``_server`` (hypercorn), ``_client`` (httpx), ``_media`` (PyAV, torch),
   ``_telemetry``: the adapters;

@@ -175,7 +175,7 @@ def test_wire_and_core_import_no_io_libraries() -> None:
     """The wire layer and the sans-io cores never import trio, httpx, hypercorn, av, torch."""
     forbidden = {"trio", "httpx", "hypercorn", "quart", "quart_trio", "av", "torch", "numpy"}
     root = Path(trio_trickle.__file__).parent
-    for folder in ("_wire", "_core", "_orchestrator"):
+    for folder in ("_wire", "_core", "_registry"):
         for path in sorted(root.glob(f"{folder}/*.py")):
             for module, _ in _imported_names_any(ast.parse(path.read_text())):
                 assert module.split(".")[0] not in forbidden, f"{path.name} imports {module}"

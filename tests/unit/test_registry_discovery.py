@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_orchestrator_support import (
+from tests.unit.test_registry_support import (
     SERVICE,
     WEI_PER_USD,
     beat,
     make_registry,
     register,
 )
-from trio_trickle._orchestrator.errors import Unavailable
-from trio_trickle._orchestrator.pricing import StaticPriceFeed, advertised_price
+from trio_trickle._registry.errors import Unavailable
+from trio_trickle._registry.pricing import StaticPriceFeed, advertised_price
 from trio_trickle._wire.live_runner import RunnerPriceInfo
 from trio_trickle._wire.live_runner_discovery import AdvertisedPrice
 from trio_trickle._wire.live_runner_payment import PaymentHeaders

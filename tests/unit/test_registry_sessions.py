@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_orchestrator_support import (
+from tests.unit.test_registry_support import (
     PAYER,
     SERVICE,
     FakeVerifier,
@@ -16,14 +16,14 @@ from tests.unit.test_orchestrator_support import (
     paid_headers,
     register,
 )
-from trio_trickle._orchestrator.effects import (
+from trio_trickle._registry.effects import (
     CancelRequest,
     CloseChannels,
     PublishRelease,
     ReleaseReason,
     SendSessionEvent,
 )
-from trio_trickle._orchestrator.errors import (
+from trio_trickle._registry.errors import (
     Conflict,
     PaymentForbidden,
     PaymentRequired,
@@ -32,8 +32,8 @@ from trio_trickle._orchestrator.errors import (
     SessionNotFound,
     Unavailable,
 )
-from trio_trickle._orchestrator.registry import LiveRunnerRegistry
-from trio_trickle._orchestrator.reservation import (
+from trio_trickle._registry.registry import LiveRunnerRegistry
+from trio_trickle._registry.reservation import (
     Challenge,
     Reserved,
     SingleShotReserved,

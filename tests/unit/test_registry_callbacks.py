@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_orchestrator_support import (
+from tests.unit.test_registry_support import (
     RUNNER_ADDR,
     SERVICE,
     FakeVerifier,
@@ -14,18 +14,18 @@ from tests.unit.test_orchestrator_support import (
     register,
 )
 from trio_trickle import InvalidMessage
-from trio_trickle._orchestrator.activity import LocalRoute, ProxyTarget
-from trio_trickle._orchestrator.effects import CloseChannels, OpenChannels, ReleaseReason
-from trio_trickle._orchestrator.errors import (
+from trio_trickle._registry.activity import LocalRoute, ProxyTarget
+from trio_trickle._registry.effects import CloseChannels, OpenChannels, ReleaseReason
+from trio_trickle._registry.errors import (
     NotFound,
     RegistryError,
     RunnerNotFound,
     SessionNotFound,
     Unauthorized,
 )
-from trio_trickle._orchestrator.proxy_urls import ProxyTemplate
-from trio_trickle._orchestrator.registry import LiveRunnerRegistry
-from trio_trickle._orchestrator.reservation import Reserved
+from trio_trickle._registry.proxy_urls import ProxyTemplate
+from trio_trickle._registry.registry import LiveRunnerRegistry
+from trio_trickle._registry.reservation import Reserved
 from trio_trickle._wire.live_runner_channels import (
     ChannelsDeleteRequest,
     ChannelSpec,

@@ -13,16 +13,16 @@ from typing import Any
 
 import attrs
 
-from trio_trickle._orchestrator.config import RegistryConfig
-from trio_trickle._orchestrator.errors import (
+from trio_trickle._registry.config import RegistryConfig
+from trio_trickle._registry.errors import (
     Conflict,
     PaymentForbidden,
     PaymentRequired,
     RegistryError,
 )
-from trio_trickle._orchestrator.payment import ChallengeParams, UnitPrice, VerifiedPayment
-from trio_trickle._orchestrator.pricing import StaticPriceFeed
-from trio_trickle._orchestrator.registry import LiveRunnerRegistry
+from trio_trickle._registry.payment import ChallengeParams, UnitPrice, VerifiedPayment
+from trio_trickle._registry.pricing import StaticPriceFeed
+from trio_trickle._registry.registry import LiveRunnerRegistry
 from trio_trickle._wire.live_runner import HeartbeatRequest
 from trio_trickle._wire.live_runner_payment import PaymentHeaders
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_orchestrator_support import (
+from tests.unit.test_registry_support import (
     RUNNER_ADDR,
     SECRET,
     CountingRandom,
@@ -17,17 +17,17 @@ from tests.unit.test_orchestrator_support import (
     register,
 )
 from trio_trickle import InvalidMessage
-from trio_trickle._orchestrator import ids
-from trio_trickle._orchestrator.config import RegistryConfig
-from trio_trickle._orchestrator.effects import (
+from trio_trickle._registry import ids
+from trio_trickle._registry.config import RegistryConfig
+from trio_trickle._registry.effects import (
     CloseO2R,
     OpenO2R,
     ReleaseReason,
     SendSessionEvent,
 )
-from trio_trickle._orchestrator.errors import NotFound, RegistryError, RunnerNotFound, Unauthorized
-from trio_trickle._orchestrator.registry import LiveRunnerRegistry
-from trio_trickle._orchestrator.static import StaticRunnerEntry
+from trio_trickle._registry.errors import NotFound, RegistryError, RunnerNotFound, Unauthorized
+from trio_trickle._registry.registry import LiveRunnerRegistry
+from trio_trickle._registry.static import StaticRunnerEntry
 from trio_trickle._wire.live_runner_payment import PaymentHeaders
 
 NO_PAY = PaymentHeaders()

@@ -18,16 +18,16 @@ import pytest
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tests.unit.test_orchestrator_support import SECRET, beat, make_registry
-from trio_trickle._orchestrator.effects import (
+from tests.unit.test_registry_support import SECRET, beat, make_registry
+from trio_trickle._registry.effects import (
     CloseO2R,
     Release,
     ReleaseReason,
     SendSessionEvent,
 )
-from trio_trickle._orchestrator.errors import RunnerNotFound, Unavailable
-from trio_trickle._orchestrator.reservation import Reserved
-from trio_trickle._orchestrator.static import StaticRunnerEntry
+from trio_trickle._registry.errors import RunnerNotFound, Unavailable
+from trio_trickle._registry.reservation import Reserved
+from trio_trickle._registry.static import StaticRunnerEntry
 from trio_trickle._wire.live_runner_payment import PaymentHeaders
 
 TTL = 20.0
