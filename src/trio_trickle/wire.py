@@ -79,6 +79,7 @@ from ._wire.live_runner import (
 )
 from ._wire.live_runner_channels import (
     MAX_CHANNELS_PER_REQUEST,
+    RELEASE_REASON_HEADER,
     ChannelsDeleteRequest,
     ChannelsDeleteResponse,
     ChannelSpec,
@@ -89,6 +90,7 @@ from ._wire.live_runner_channels import (
     ProxiedSessionHeaders,
     ProxyRequest,
     ProxyResponse,
+    SessionReleasedEvent,
     normalize_channel_name,
     parse_o2r_message,
 )
@@ -244,6 +246,7 @@ __all__ = [
     "MIME_JSONL",
     "MIME_MPEGTS",
     "RELAY_TYPE",
+    "RELEASE_REASON_HEADER",
     "REQUIRED_METADATA",
     "RESERVED_DATA_KEYS",
     "SEQ_CURRENT",
@@ -301,6 +304,7 @@ __all__ = [
     "RunnerPriceInfo",
     "SegmentAccumulator",
     "SegmentMeta",
+    "SessionReleasedEvent",
     "SessionReservation",
     "SessionState",
     "SessionStatus",

@@ -39,12 +39,15 @@ from tests.strategies.live_runner import (
     proxy_responses,
     refresh_payment_requests,
     runner_channels,
+    runner_gpu_indexes,
     runner_gpus,
     runner_price_infos,
+    session_released_events,
     session_reservations,
     utc_datetimes,
 )
 from trio_trickle import ProtocolError
+from trio_trickle._wire.channel_events import EventEnvelope
 from trio_trickle._wire.go import (
     format_go_duration,
     parse_go_duration,
@@ -68,6 +71,7 @@ from trio_trickle._wire.live_runner_channels import (
     ProxiedSessionHeaders,
     ProxyRequest,
     ProxyResponse,
+    SessionReleasedEvent,
     normalize_channel_name,
     parse_o2r_message,
 )
@@ -175,7 +179,10 @@ CASES = [
         {"session_id", "app_url", "control_url"},
     ),
     _case(
-        RefreshPaymentRequest, refresh_payment_requests(), ("LR-103",), {"sender", "manifest_id"}
+        RefreshPaymentRequest,
+        refresh_payment_requests(),
+        ("LR-103", "LR-105"),
+        {"sender", "manifest_id"},
     ),
     _case(ProxyRequest, proxy_requests(), ("LR-125",), set(), {"target_url"}),
     _case(ProxyResponse, proxy_responses(), ("LR-125",), {"proxy_id", "url"}),
@@ -188,8 +195,15 @@ CASES = [
     _case(
         O2RSessionEvent,
         o2r_session_events(),
-        ("LR-047", "LR-048"),
+        ("LR-047", "LR-048", "LR-142"),
         {"event", "session", "timestamp"},
+        {"reason"},
+    ),
+    _case(
+        SessionReleasedEvent,
+        session_released_events(),
+        ("LR-143",),
+        {"queue_event_type", "event"},
     ),
 ]
 
@@ -414,3 +428,51 @@ def test_released_sessions_are_those_the_orchestrator_dropped(
     released = response.released_sessions(local)
     assert set(released) == set(local) - set(response.session_ids)
     assert all(s in response.session_ids for s in local if s not in released)
+
+
+# -- wire changes asked for by the registry (LR-016, LR-105, LR-142, LR-143) ----
+
+
+@pytest.mark.spec("LR-016")
+@given(runner_gpu_indexes)
+def test_gpu_index_round_trips_as_an_integer(gpu: RunnerGpu) -> None:
+    wire = gpu.to_wire()
+    assert isinstance(wire, int)
+    assert gpu.id == str(wire)
+    back = RunnerGpu.from_wire(json.loads(json.dumps(wire)))
+    assert back == gpu
+    assert back.index == wire
+    assert RunnerGpu.from_wire(back.named(None).to_wire()).index is None
+
+
+@pytest.mark.spec("LR-016")
+@given(runner_gpus())
+def test_gpu_object_is_never_an_index(gpu: RunnerGpu) -> None:
+    assert RunnerGpu.from_wire(gpu.to_wire()).index is None
+
+
+@pytest.mark.spec("LR-105")
+@given(refresh_payment_requests(), st.sampled_from(["", "0x", "0X"]))
+def test_refresh_sender_prefix_is_optional(request: RefreshPaymentRequest, prefix: str) -> None:
+    wire = {**request.to_wire(), "sender": prefix + request.sender[2:]}
+    assert RefreshPaymentRequest.from_wire(wire).to_wire() == wire
+
+
+@pytest.mark.spec("LR-142")
+@given(o2r_session_events())
+def test_o2r_event_read_with_or_without_reason(event: O2RSessionEvent) -> None:
+    wire = event.to_wire()
+    assert parse_o2r_message(wire) == event
+    bare = {k: v for k, v in wire.items() if k != "reason"}
+    assert parse_o2r_message(bare) == O2RSessionEvent(
+        event=event.event, session=event.session, timestamp=event.timestamp
+    )
+
+
+@pytest.mark.spec("LR-143")
+@given(session_released_events())
+def test_session_released_event_is_an_events_envelope(event: SessionReleasedEvent) -> None:
+    envelope = EventEnvelope.from_wire(event.to_wire())  # CHN-013
+    assert envelope.topic == "ai_stream_events"
+    assert envelope.event_type == "session_released"
+    assert SessionReleasedEvent.from_wire(envelope.to_wire()) == event

@@ -27,6 +27,7 @@ from trio_trickle._wire.live_runner_channels import (
     ProxiedSessionHeaders,
     ProxyRequest,
     ProxyResponse,
+    SessionReleasedEvent,
 )
 from trio_trickle._wire.live_runner_discovery import (
     AdvertisedPrice,
@@ -70,11 +71,18 @@ channel_names = st.text(alphabet=CHANNEL_ALPHABET + "/", min_size=1, max_size=12
 
 @st.composite
 def runner_gpus(draw: st.DrawFn) -> RunnerGpu:
+    """The object form of ``gpu``."""
     return RunnerGpu(
         id=draw(st.none() | trimmed),
         name=draw(st.none() | trimmed),
         vram_mb=draw(st.none() | st.integers(1, 10**6)),
     )
+
+
+#: The integer form of ``gpu``: a device index, negative ones included (LR-016).
+runner_gpu_indexes = st.integers(-(2**63), 2**63 - 1).map(RunnerGpu.from_index)
+#: Either form, as a heartbeat carries it.
+any_runner_gpus = runner_gpus() | runner_gpu_indexes
 
 
 @st.composite
@@ -107,7 +115,7 @@ def heartbeat_requests(draw: st.DrawFn) -> HeartbeatRequest:
         metadata=draw(metadata_texts),
         status=draw(st.sampled_from(["", "ready", "loading", "unavailable"])),
         mode=draw(st.sampled_from(["persistent", "single-shot"])),
-        gpu=draw(st.none() | runner_gpus()),
+        gpu=draw(st.none() | any_runner_gpus),
         price_info=price,
         session_ids=tuple(draw(st.lists(ids, max_size=3))),
     )
@@ -267,10 +275,39 @@ def channels_delete_responses(draw: st.DrawFn) -> ChannelsDeleteResponse:
 o2r_keepalives = st.just(O2RKeepalive())
 
 
+release_reasons = st.sampled_from(
+    [
+        "client_stop",
+        "runner_stop",
+        "payment_failed",
+        "payment_rejected",
+        "runner_unregistered",
+        "runner_expired",
+        "runner_unhealthy",
+        "request_ended",
+        "idle_timeout",
+        "orchestrator_shutdown",
+        "unknown_session",
+    ]
+)
+
+
 @st.composite
 def o2r_session_events(draw: st.DrawFn) -> O2RSessionEvent:
+    event = draw(st.sampled_from(["reserved", "released"]))
+    reason = draw(st.none() | release_reasons | trimmed) if event == "released" else None
     return O2RSessionEvent(
-        event=draw(st.sampled_from(["reserved", "released"])),
+        event=event,
         session=draw(ids),
         timestamp=draw(utc_datetimes),
+        reason=reason,
+    )
+
+
+@st.composite
+def session_released_events(draw: st.DrawFn) -> SessionReleasedEvent:
+    return SessionReleasedEvent(
+        session_id=draw(ids),
+        reason=draw(release_reasons | trimmed),
+        timestamp=draw(st.integers(0, 2**63 - 1)),
     )

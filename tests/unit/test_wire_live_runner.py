@@ -21,6 +21,7 @@ from trio_trickle._wire.live_runner import (
     RunnerPriceInfo,
 )
 from trio_trickle._wire.live_runner_channels import (
+    RELEASE_REASON_HEADER,
     ChannelsDeleteRequest,
     ChannelsDeleteResponse,
     ChannelSpec,
@@ -31,6 +32,7 @@ from trio_trickle._wire.live_runner_channels import (
     ProxiedSessionHeaders,
     ProxyRequest,
     ProxyResponse,
+    SessionReleasedEvent,
     parse_o2r_message,
 )
 from trio_trickle._wire.live_runner_discovery import (
@@ -89,9 +91,42 @@ def test_minimal_heartbeat() -> None:
 
 
 @pytest.mark.spec("LR-016")
-@pytest.mark.parametrize(("gpu", "expected"), [(0, RunnerGpu(id="0")), (3, RunnerGpu(id="3"))])
-def test_gpu_device_index(gpu: int, expected: RunnerGpu) -> None:
-    assert HeartbeatRequest.from_wire({**HEARTBEAT, "gpu": gpu}).gpu == expected
+@pytest.mark.parametrize("index", [0, 3, -1])
+def test_gpu_device_index(index: int) -> None:
+    gpu = HeartbeatRequest.from_wire({**HEARTBEAT, "gpu": index}).gpu
+    assert gpu == RunnerGpu.from_index(index) == RunnerGpu(id=str(index), index=index)
+    assert gpu.to_wire() == index
+    assert gpu.named("NVIDIA L40S") == RunnerGpu(id=str(index), name="NVIDIA L40S")
+    assert gpu.named(None).to_wire() == {"id": str(index)}
+
+
+@pytest.mark.spec("LR-016")
+def test_gpu_object_with_digit_id_is_not_an_index() -> None:
+    gpu = RunnerGpu.from_wire({"id": "0"})
+    assert gpu.index is None
+    assert gpu.to_wire() == {"id": "0"}
+
+
+@pytest.mark.spec("LR-016")
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"id": "1", "index": 0},
+        {"id": "0", "name": "x", "index": 0},
+        {"id": "0", "vram_mb": 1, "index": 0},
+        {"id": "True", "index": True},
+        {"id": str(2**63), "index": 2**63},
+    ],
+)
+def test_gpu_index_must_match_id(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(InvalidMessage):
+        RunnerGpu(**kwargs)
+
+
+@pytest.mark.spec("LR-016")
+def test_gpu_index_beyond_int64_is_refused() -> None:
+    with pytest.raises(InvalidMessage):
+        RunnerGpu.from_wire(2**63)
 
 
 @pytest.mark.spec("LR-016")
@@ -496,8 +531,23 @@ def test_reservation_literal() -> None:
 def test_refresh_payment_literal() -> None:
     body = {"sender": PAYER, "manifest_id": "1a2b3c4d"}
     assert RefreshPaymentRequest.from_wire(body).to_wire() == body
+
+
+@pytest.mark.spec("LR-105")
+@pytest.mark.parametrize("prefix", ["0x", "0X", ""])
+def test_refresh_payment_sender_is_a_go_hex_address(prefix: str) -> None:
+    body = {"sender": prefix + PAYER[2:], "manifest_id": "1a2b3c4d"}
+    assert RefreshPaymentRequest.from_wire(body).to_wire() == body
+
+
+@pytest.mark.spec("LR-105")
+@pytest.mark.parametrize(
+    "sender",
+    ["", "0x", PAYER[2:-1], PAYER + "0", PAYER[2:] + "0", "0x" + "g" * 40, "x" + PAYER[2:]],
+)
+def test_refresh_payment_bad_sender(sender: str) -> None:
     with pytest.raises(InvalidMessage):
-        RefreshPaymentRequest.from_wire({**body, "sender": PAYER[2:]})
+        RefreshPaymentRequest.from_wire({"sender": sender, "manifest_id": "1a2b3c4d"})
 
 
 # -- proxy -----------------------------------------------------------------------------
@@ -667,6 +717,74 @@ def test_o2r_reserved_event_with_go_nanoseconds() -> None:
 def test_o2r_released_event_literal() -> None:
     body = {"event": "released", "session": "session_abcdefgh", "timestamp": "2026-08-18T12:00:05Z"}
     assert parse_o2r_message(body).to_wire() == body
+
+
+@pytest.mark.spec("LR-142")
+def test_o2r_released_event_with_reason() -> None:
+    body = {
+        "event": "released",
+        "session": "session_abcdefgh",
+        "timestamp": "2026-08-18T12:00:05Z",
+        "reason": "client_stop",
+    }
+    event = parse_o2r_message(body)
+    assert isinstance(event, O2RSessionEvent)
+    assert event.reason == "client_stop"
+    assert event.to_wire() == body
+    without = {k: v for k, v in body.items() if k != "reason"}
+    assert O2RSessionEvent.from_wire(without).reason is None
+    assert O2RSessionEvent.from_wire({**body, "reason": ""}).reason is None
+
+
+@pytest.mark.spec("LR-142")
+def test_o2r_reason_must_be_a_string() -> None:
+    body = {"event": "released", "session": "s", "timestamp": "2026-08-18T12:00:05Z"}
+    with pytest.raises(InvalidMessage):
+        O2RSessionEvent.from_wire({**body, "reason": 3})
+    with pytest.raises(InvalidMessage):
+        O2RSessionEvent(event="released", session="s", timestamp=datetime.now(UTC), reason="")
+
+
+@pytest.mark.spec("LR-143")
+def test_session_released_envelope_literal() -> None:
+    body = {
+        "queue_event_type": "ai_stream_events",
+        "event": {
+            "type": "session_released",
+            "timestamp": 1786795205000,
+            "session_id": "1a2b3c4d",
+            "reason": "runner_expired",
+        },
+    }
+    event = SessionReleasedEvent.from_wire(body)
+    assert event == SessionReleasedEvent(
+        session_id="1a2b3c4d", reason="runner_expired", timestamp=1786795205000
+    )
+    assert event.to_wire() == body
+
+
+@pytest.mark.spec("LR-143")
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"queue_event_type": "ai_stream_status"},
+        {"event": {"type": "status", "timestamp": 1, "session_id": "s", "reason": "r"}},
+        {"event": {"type": "session_released", "timestamp": -1, "session_id": "s", "reason": "r"}},
+        {"event": {"type": "session_released", "timestamp": 1.5, "session_id": "s", "reason": "r"}},
+        {"event": {"type": "session_released", "timestamp": 1, "session_id": "", "reason": "r"}},
+        {"event": {"type": "session_released", "timestamp": 1, "session_id": "s"}},
+        {"event": "session_released"},
+    ],
+)
+def test_session_released_envelope_refused(change: dict[str, Any]) -> None:
+    body = SessionReleasedEvent(session_id="s", reason="client_stop", timestamp=1).to_wire()
+    with pytest.raises(InvalidMessage):
+        SessionReleasedEvent.from_wire({**body, **change})
+
+
+@pytest.mark.spec("LR-145", "LR-146")
+def test_release_reason_header_name() -> None:
+    assert RELEASE_REASON_HEADER == "Livepeer-Session-Release-Reason"
 
 
 @pytest.mark.spec("LR-048")

@@ -18,12 +18,13 @@ from typing import Any
 import attrs
 
 from .._wire.live_runner import RunnerChannel
-from .._wire.live_runner_channels import O2RSessionEvent
+from .._wire.live_runner_channels import (
+    RELEASE_REASON_HEADER as RELEASE_REASON_HEADER,  # LR-145, LR-146: wire vocabulary
+    O2RSessionEvent,
+    SessionReleasedEvent,
+)
 
 __all__: list[str] = []
-
-#: The header that carries a release reason on a stop answer or a 404 (LR-145, LR-146).
-RELEASE_REASON_HEADER = "Livepeer-Session-Release-Reason"
 
 
 class ReleaseReason(enum.StrEnum):
@@ -65,10 +66,11 @@ class SendSessionEvent:
 
     def message(self, at: datetime) -> dict[str, Any]:
         """The O2R segment, stamped ``at`` (an aware datetime), with the reason (LR-142)."""
-        body = O2RSessionEvent(event=self.event, session=self.session_id, timestamp=at).to_wire()
-        if self.reason is not None:
-            body["reason"] = str(self.reason)
-        return body
+        reason = None if self.reason is None else str(self.reason)
+        event = O2RSessionEvent(
+            event=self.event, session=self.session_id, timestamp=at, reason=reason
+        )
+        return event.to_wire()
 
 
 @attrs.frozen(kw_only=True)
@@ -89,13 +91,10 @@ class PublishRelease:
 
     def message(self, at_ms: int) -> dict[str, Any]:
         """The events-channel envelope (CHN-013), ``at_ms`` milliseconds since the epoch."""
-        event = {
-            "type": "session_released",
-            "timestamp": at_ms,
-            "session_id": self.session_id,
-            "reason": str(self.reason),
-        }
-        return {"queue_event_type": "ai_stream_events", "event": event}
+        event = SessionReleasedEvent(
+            session_id=self.session_id, reason=str(self.reason), timestamp=at_ms
+        )
+        return event.to_wire()
 
 
 @attrs.frozen(kw_only=True)

@@ -51,17 +51,15 @@ class HeartbeatAccepted:
 def _gpu(config_names: tuple[str, ...], gpu: RunnerGpu | None) -> RunnerGpu | None:
     """Name a GPU given by device index after this host's GPU there (LR-016).
 
-    The wire decoding keeps only ``id`` for an index, so an ``id`` of decimal
-    digits with neither ``name`` nor ``vram_mb`` is read as an index.
+    Only the integer form (``gpu.index``) is an index; an object whose ``id``
+    happens to be digits is kept as sent. Either way the object form is kept.
     """
-    if gpu is None or gpu.name is not None or gpu.vram_mb is not None or gpu.id is None:
+    if gpu is None or gpu.index is None:
         return gpu
-    if not gpu.id.isascii() or not gpu.id.isdigit():
-        return gpu
-    index = int(gpu.id)
-    if index >= len(config_names) or not config_names[index].strip():
-        return gpu
-    return attrs.evolve(gpu, name=config_names[index].strip())
+    index = gpu.index
+    if 0 <= index < len(config_names) and config_names[index].strip():
+        return gpu.named(config_names[index].strip())
+    return gpu.named(None)
 
 
 def normalize(

@@ -119,15 +119,44 @@ class RunnerPriceInfo:
 # -- registration -------------------------------------------------------------
 
 
+def _gpu_index(inst: RunnerGpu, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(attribute, "must be an int64 device index or None")
+    if not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise fail(attribute, "must be an int64 device index or None")
+    if inst.id != str(value) or inst.name is not None or inst.vram_mb is not None:
+        raise fail(attribute, "a device index GPU has only id, the index in decimal")
+
+
 @attrs.frozen(kw_only=True)
 class RunnerGpu:
-    """``gpu``: ``{"id","name","vram_mb"}``, each optional; an integer index reads as id."""
+    """``gpu``: ``{"id","name","vram_mb"}``, each optional, or an integer device index (LR-016).
+
+    ``index`` is set when the runner sent the integer form: ``id`` is then the
+    index in decimal and ``to_wire`` writes the integer back. The orchestrator
+    names such a GPU after its host's GPU at that index and drops ``index``
+    (:meth:`named`), so discovery lists the object form.
+    """
 
     id: str | None = attrs.field(default=None, validator=optional(non_empty))
     name: str | None = attrs.field(default=None, validator=optional(non_empty))
     vram_mb: int | None = attrs.field(default=None, validator=optional(int_range(1, INT64_MAX)))
+    index: int | None = attrs.field(default=None, validator=_gpu_index)
 
-    def to_wire(self) -> dict[str, Any]:
+    @classmethod
+    def from_index(cls, index: int) -> RunnerGpu:
+        """The integer form: ``{"id":"<index>"}``, remembering that it was an index."""
+        return cls(id=str(index), index=index)
+
+    def named(self, name: str | None) -> RunnerGpu:
+        """The object form of this GPU, with ``name`` when given (LR-016)."""
+        return attrs.evolve(self, index=None, name=name or self.name)
+
+    def to_wire(self) -> int | dict[str, Any]:
+        if self.index is not None:
+            return self.index
         out: dict[str, Any] = {}
         if self.id is not None:
             out["id"] = self.id
@@ -140,7 +169,9 @@ class RunnerGpu:
     @classmethod
     def from_wire(cls, value: object) -> RunnerGpu:
         if isinstance(value, int) and not isinstance(value, bool):
-            return cls(id=str(value))
+            if not -INT64_MAX - 1 <= value <= INT64_MAX:
+                raise InvalidMessage("gpu: device index does not fit an int64")
+            return cls.from_index(value)
         obj = expect_object(value, "gpu")
         return cls(
             id=get_opt_str(obj, "id", "gpu"),

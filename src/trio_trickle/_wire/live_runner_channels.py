@@ -20,13 +20,14 @@ from typing import Any
 import attrs
 
 from .._errors import InvalidMessage
-from .fields import as_str, expect_object, get_list, get_str, header_map
-from .go import aware_utc, format_rfc3339, parse_rfc3339, to_utc
+from .fields import as_str, expect_object, get_int, get_list, get_object, get_str, header_map
+from .go import INT64_MAX, aware_utc, format_rfc3339, parse_rfc3339, to_utc
 from .live_runner import RunnerChannel
-from .validate import fail, is_http_url, non_empty, one_of, tuple_of
+from .validate import fail, is_http_url, non_empty, one_of, optional, tuple_of
 
 __all__ = [
     "MAX_CHANNELS_PER_REQUEST",
+    "RELEASE_REASON_HEADER",
     "ChannelSpec",
     "ChannelsDeleteRequest",
     "ChannelsDeleteResponse",
@@ -37,11 +38,14 @@ __all__ = [
     "ProxiedSessionHeaders",
     "ProxyRequest",
     "ProxyResponse",
+    "SessionReleasedEvent",
     "normalize_channel_name",
     "parse_o2r_message",
 ]
 
 MAX_CHANNELS_PER_REQUEST = 25
+#: The header that carries a release reason on a stop answer or a 404 (LR-145, LR-146).
+RELEASE_REASON_HEADER = "Livepeer-Session-Release-Reason"
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 # -- proxy --------------------------------------------------------------------
@@ -283,21 +287,27 @@ class O2RKeepalive:
 
 @attrs.frozen(kw_only=True)
 class O2RSessionEvent:
-    """``{"event":"reserved"|"released","session":…,"timestamp":RFC 3339}``.
+    """``{"event":"reserved"|"released","session":…,"timestamp":RFC 3339[,"reason":…]}``.
 
-    Go writes nanoseconds; Python keeps microseconds, so extra digits are cut.
+    ``reason`` is why a ``released`` session ended (LR-142); it is optional on
+    the wire, so a runner reads events with or without it. Go writes
+    nanoseconds; Python keeps microseconds, so extra digits are cut.
     """
 
     event: str = attrs.field(validator=one_of("reserved", "released"))
     session: str = attrs.field(validator=non_empty)
     timestamp: datetime = attrs.field(converter=to_utc, validator=aware_utc)
+    reason: str | None = attrs.field(default=None, validator=optional(non_empty))
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "event": self.event,
             "session": self.session,
             "timestamp": format_rfc3339(self.timestamp),
         }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
     @classmethod
     def from_wire(cls, value: object) -> O2RSessionEvent:
@@ -307,6 +317,7 @@ class O2RSessionEvent:
             event=get_str(obj, "event", what),
             session=get_str(obj, "session", what),
             timestamp=parse_rfc3339(get_str(obj, "timestamp", what), what),
+            reason=get_str(obj, "reason", what, default="") or None,
         )
 
 
@@ -315,3 +326,49 @@ def parse_o2r_message(value: object) -> O2RKeepalive | O2RSessionEvent:
     if isinstance(value, dict) and "event" not in value:
         return O2RKeepalive.from_wire(value)
     return O2RSessionEvent.from_wire(value)
+
+
+# -- events channel -----------------------------------------------------------
+
+
+def _epoch_ms(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
+        raise fail(attribute, "must be non-negative int64 milliseconds since the epoch")
+
+
+@attrs.frozen(kw_only=True)
+class SessionReleasedEvent:
+    """The release published on a session's ``events`` channel (LR-143).
+
+    ``{"queue_event_type":"ai_stream_events","event":{"type":"session_released",
+    "timestamp":<ms>,"session_id":…,"reason":…}}``, one segment, before the
+    session's channels close; ``timestamp`` is milliseconds since the epoch.
+    """
+
+    session_id: str = attrs.field(validator=non_empty)
+    reason: str = attrs.field(validator=non_empty)
+    timestamp: int = attrs.field(validator=_epoch_ms)
+
+    def to_wire(self) -> dict[str, Any]:
+        event = {
+            "type": "session_released",
+            "timestamp": self.timestamp,
+            "session_id": self.session_id,
+            "reason": self.reason,
+        }
+        return {"queue_event_type": "ai_stream_events", "event": event}
+
+    @classmethod
+    def from_wire(cls, value: object) -> SessionReleasedEvent:
+        what = "session released event"
+        obj = expect_object(value, what)
+        if obj.get("queue_event_type") != "ai_stream_events":
+            raise InvalidMessage(f"{what}: queue_event_type must be ai_stream_events")
+        event = get_object(obj, "event", what)
+        if event.get("type") != "session_released":
+            raise InvalidMessage(f"{what}: event type must be session_released")
+        return cls(
+            session_id=get_str(event, "session_id", what),
+            reason=get_str(event, "reason", what),
+            timestamp=get_int(event, "timestamp", what),
+        )

@@ -20,7 +20,7 @@ import attrs
 from .._errors import InvalidMessage
 from .fields import expect_object, get_int, get_object, get_str, header_map
 from .go import INT64_MAX
-from .validate import eth_address, fail, instance_of, int_range, non_empty, optional
+from .validate import fail, instance_of, int_range, non_empty, optional
 
 __all__ = [
     "JsonErrorBody",
@@ -191,11 +191,20 @@ class SessionReservation:
         )
 
 
+def _sender(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # Go's common.IsHexAddress: an optional 0x/0X, then 40 hex digits (LR-105).
+    if not isinstance(value, str) or not _PAYER.fullmatch(value):
+        raise fail(attribute, "must be 40 hex digits, optionally after 0x")
+
+
 @attrs.frozen(kw_only=True)
 class RefreshPaymentRequest:
-    """Body of ``POST /refresh-payment`` after a signer 480."""
+    """Body of ``POST /refresh-payment`` after a signer 480.
 
-    sender: str = attrs.field(validator=eth_address)
+    ``sender`` is kept as sent: 40 hex digits with or without ``0x`` (LR-105).
+    """
+
+    sender: str = attrs.field(validator=_sender)
     manifest_id: str = attrs.field(validator=non_empty)
 
     def to_wire(self) -> dict[str, Any]:
