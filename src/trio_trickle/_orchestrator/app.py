@@ -27,7 +27,6 @@ import trio
 
 from .._errors import InvalidMessage, ProtocolError
 from .._registry.activity import LocalRoute, ProxyTarget
-from .._registry.effects import RELEASE_REASON_HEADER
 from .._registry.errors import RegistryError
 from .._registry.registry import LiveRunnerRegistry
 from .._registry.reservation import Challenge, Reserved, parse_payment_headers
@@ -35,7 +34,12 @@ from .._server.connections import refuse
 from .._server.trickle import TrickleServer
 from .._wire.json_codec import parse_json
 from .._wire.live_runner import HeartbeatRequest
-from .._wire.live_runner_channels import ChannelsDeleteRequest, ChannelsRequest, ProxyRequest
+from .._wire.live_runner_channels import (
+    RELEASE_REASON_HEADER,
+    ChannelsDeleteRequest,
+    ChannelsRequest,
+    ProxyRequest,
+)
 from .config import OrchestratorConfig
 from .effects import EffectRunner
 from .http import (

@@ -16,9 +16,9 @@ from typing import Any
 import trio
 
 from .._errors import PayloadTooLarge, ProtocolError
-from .._registry.effects import RELEASE_REASON_HEADER
 from .._registry.errors import RegistryError
 from .._wire.json_codec import dump_json, parse_json
+from .._wire.live_runner_channels import RELEASE_REASON_HEADER
 
 __all__: list[str] = []
 

@@ -2,7 +2,8 @@
 
 Each registered runner gets one :class:`O2RWriter`, a task in the
 orchestrator's nursery fed by a bounded queue. Drop policy (LR-050): the queue
-holds at most ``o2r_queue`` (32) unsent messages; a message queued onto a full
+holds at most ``o2r_queue`` (32) unsent messages besides the one the writer
+has taken (written at once, in-process); a message queued onto a full
 queue is dropped (the newest, as master's non-blocking send drops it), logged
 and counted, and never blocks the request that caused it. A runner that missed
 a ``released`` event learns it from its next heartbeat (LR-149). The writer

@@ -58,13 +58,14 @@ class OrchestratorHandle:
         self.registry = registry
         self.trickle = trickle
         self.connections = connections
-        self._effects = effects
+        #: Performs the registry's effects; owns the O2R writers.
+        self.effects = effects
         self._reaped = trio.Event()
         self._checked = trio.Event()
 
     @property
     def o2r_stats(self) -> O2RStats:
-        return self._effects.o2r_stats
+        return self.effects.o2r_stats
 
     def _passed(self, what: str) -> None:
         if what == "reap":

@@ -1,0 +1,241 @@
+"""Runner callbacks and the O2R channel, over real sockets.
+
+httpx plays the runner: it registers, reads its O2R channel from the
+orchestrator's trickle mount, and calls ``/runner/{id}/session/{sid}/…`` with
+the session token the orchestrator hands to proxied requests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio.lowlevel
+
+from tests.integration.orchestrator_support import (
+    beat_body,
+    o2r_messages,
+    register,
+    reserve,
+    served,
+    token_headers,
+)
+from trio_trickle._orchestrator.process import OrchestratorHandle
+from trio_trickle._registry.reservation import Reserved
+from trio_trickle._wire.live_runner_payment import PaymentHeaders
+
+
+async def _session(
+    handle: OrchestratorHandle, client: httpx.AsyncClient, **fields: Any
+) -> tuple[dict[str, Any], str, str, dict[str, str]]:
+    first = await register(client, **fields)
+    runner_id = first["runner_id"]
+    sid = (await reserve(client, runner_id))["session_id"]
+    return first, runner_id, sid, token_headers(handle, runner_id, sid)
+
+
+@pytest.mark.spec("LR-114", "LR-115", "LR-117", "LR-119")
+async def test_channels_are_created_on_the_mounted_trickle_server() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            _first, runner_id, sid, token = await _session(handle, client)
+            body = {"channels": [{"name": " in/put "}, {"name": "out", "mime_type": "video/mp2t"}]}
+            made = await client.post(
+                f"/runner/{runner_id}/session/{sid}/channels", json=body, headers=token
+            )
+            assert made.status_code == 200, made.text
+            channels = made.json()["channels"]
+            assert [c["name"] for c in channels] == ["in-put", "out"]
+            assert channels[0]["channel_name"] == f"{sid}-in-put"
+            assert channels[0]["url"] == f"{handle.url}/ai/trickle/{sid}-in-put"
+            assert channels[0]["internal_url"] == channels[0]["url"]
+            assert channels[0]["mime_type"] == "application/octet-stream"
+            assert channels[1]["mime_type"] == "video/mp2t"
+            # The channels are real: publish a segment and read it back.
+            url = f"/ai/trickle/{sid}-out"
+            assert (await client.post(f"{url}/0", content=b"seg")).status_code == 200
+            assert (await client.get(f"{url}/0")).content == b"seg"
+
+
+@pytest.mark.spec("LR-116", "LR-114")
+async def test_a_refused_channels_request_creates_none() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            _first, runner_id, sid, token = await _session(handle, client)
+            before = set(handle.trickle.core.channels)
+            path = f"/runner/{runner_id}/session/{sid}/channels"
+            bad_name = {"channels": [{"name": "good"}, {"name": "b@d"}]}
+            assert (await client.post(path, json=bad_name, headers=token)).status_code == 400
+            too_many = {"channels": [{"name": f"c{i}"} for i in range(26)]}
+            assert (await client.post(path, json=too_many, headers=token)).status_code == 400
+            empty = {"channels": []}
+            assert (await client.post(path, json=empty, headers=token)).status_code == 400
+            assert set(handle.trickle.core.channels) == before
+
+
+@pytest.mark.spec("LR-112", "LR-113")
+async def test_callbacks_check_runner_session_then_token() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            _first, runner_id, sid, token = await _session(handle, client)
+            body = {"channels": [{"name": "x"}]}
+            unknown = await client.post(
+                f"/runner/runner_none/session/{sid}/channels", json=body, headers=token
+            )
+            assert unknown.status_code == 404
+            assert unknown.text == "runner not found\n"
+            no_session = await client.post(
+                f"/runner/{runner_id}/session/session_none/channels", json=body, headers=token
+            )
+            assert no_session.status_code == 404
+            assert no_session.text == "runner session not found\n"
+            wrong = await client.post(
+                f"/runner/{runner_id}/session/{sid}/channels",
+                json=body,
+                headers={"Livepeer-Session-Token": "forged"},
+            )
+            assert wrong.status_code == 401
+            assert wrong.text == "invalid authorization\n"
+            assert f"{sid}-x" not in handle.trickle.core.channels
+
+
+@pytest.mark.spec("LR-118", "LR-121", "LR-122", "LR-123", "LR-124")
+async def test_channel_delete_checks_every_name_first() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            _first, runner_id, sid, token = await _session(handle, client)
+            path = f"/runner/{runner_id}/session/{sid}/channels"
+            body = {"channels": [{"name": "a"}, {"name": "b"}]}
+            first = await client.post(path, json=body, headers=token)
+            again = await client.post(path, json=body, headers=token)
+            assert again.json() == first.json()
+            missing = await client.request(
+                "DELETE", path, json={"channels": ["a", "nope"]}, headers=token
+            )
+            assert missing.status_code == 404
+            assert f"{sid}-a" in handle.trickle.core.channels
+            deleted = await client.request("DELETE", path, json={"channels": ["a"]}, headers=token)
+            assert deleted.status_code == 200
+            assert deleted.json() == {"deleted": ["a"]}
+            assert f"{sid}-a" not in handle.trickle.core.channels
+            assert f"{sid}-b" in handle.trickle.core.channels
+
+
+@pytest.mark.spec("LR-125", "LR-126")
+async def test_proxy_callback_checks_the_target_host() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            _first, runner_id, sid, token = await _session(handle, client)
+            path = f"/runner/{runner_id}/session/{sid}/proxy"
+            made = await client.post(path, content=b"", headers=token)
+            assert made.status_code == 200, made.text
+            assert len(made.json()["proxy_id"]) == 26
+            assert made.json()["url"].startswith(handle.url)
+            other = await client.post(
+                path, json={"target_url": "http://evil.example/"}, headers=token
+            )
+            assert other.status_code == 400
+            port = await client.post(
+                path, json={"target_url": "http://127.0.0.1:8123/x"}, headers=token
+            )
+            assert port.status_code == 200
+
+
+@pytest.mark.spec("LR-127", "LR-132", "LR-143")
+async def test_runner_stop_publishes_release_then_closes_channels() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            _first, runner_id, sid, token = await _session(handle, client)
+            await client.post(
+                f"/runner/{runner_id}/session/{sid}/channels",
+                json={"channels": [{"name": "events"}, {"name": "out"}]},
+                headers=token,
+            )
+            events_url = f"/ai/trickle/{sid}-events/0"
+            async with trio.open_nursery() as nursery:
+                got: list[httpx.Response] = []
+
+                async def read() -> None:
+                    got.append(await client.get(events_url))
+
+                nursery.start_soon(read)
+                # The GET is parked on segment 0 before the stop (it waits for data).
+                while not handle.trickle._wakers:
+                    await trio.lowlevel.checkpoint()
+                stop = await client.post(f"/runner/{runner_id}/session/{sid}/stop", headers=token)
+                assert stop.status_code == 204
+            message = json.loads(got[0].content)
+            assert message["queue_event_type"] == "ai_stream_events"
+            assert message["event"]["type"] == "session_released"
+            assert message["event"]["reason"] == "runner_stop"
+            assert f"{sid}-events" not in handle.trickle.core.channels
+            assert f"{sid}-out" not in handle.trickle.core.channels
+            again = await client.post(f"/runner/{runner_id}/session/{sid}/stop", headers=token)
+            assert again.status_code == 404
+
+
+@pytest.mark.spec("LR-044", "LR-045", "LR-047", "LR-048", "LR-049", "LR-142")
+async def test_o2r_carries_reserved_and_released_events() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            first, runner_id, sid, _token = await _session(handle, client)
+            o2r = first["o2r"]
+            assert o2r["channel_name"].startswith(f"{runner_id}-")
+            assert o2r["channel_name"].endswith("-o2r")
+            assert len(o2r["channel_name"]) == len(runner_id) + 1 + 16 + 4
+            await client.post(f"/apps/{runner_id}/session/{sid}/stop")
+            reserved, released = await o2r_messages(client, o2r["url"], 2)
+            assert reserved["event"] == "reserved"
+            assert reserved["session"] == sid
+            assert reserved["timestamp"].endswith("Z")
+            assert released["event"] == "released"
+            assert released["reason"] == "client_stop"
+
+
+@pytest.mark.spec("LR-046")
+async def test_o2r_keepalive_on_schedule() -> None:
+    with trio.fail_after(10):
+        async with served(o2r_keepalive=0.05) as (_handle, client):
+            first = await register(client)
+            (keep,) = await o2r_messages(client, first["o2r"]["url"], 1)
+            assert keep == {"keep": "alive"}
+
+
+@pytest.mark.spec("LR-050")
+async def test_o2r_queue_drops_beyond_its_bound() -> None:
+    with trio.fail_after(10):
+        async with served(o2r_queue=2) as (handle, client):
+            first = await register(client, capacity=5)
+            runner_id = first["runner_id"]
+            # Five reservations with no checkpoint between them: the writer cannot
+            # run, so it holds the first (handed to it while it waited), its queue
+            # of 2 the next two, and the two newest are dropped.
+            for _ in range(5):
+                result = handle.registry.reserve(runner_id, PaymentHeaders(), trio.current_time())
+                assert isinstance(result, Reserved)
+                handle.effects.apply(result.effects)
+            assert handle.o2r_stats.dropped == 2
+            events = await o2r_messages(client, first["o2r"]["url"], 3)
+            assert [e["event"] for e in events] == ["reserved"] * 3
+            assert handle.o2r_stats.written == 3
+
+
+@pytest.mark.spec("LR-149")
+async def test_heartbeat_naming_unknown_sessions_queues_released() -> None:
+    with trio.fail_after(10):
+        async with served() as (_handle, client):
+            first = await register(client)
+            runner_id = first["runner_id"]
+            again = await client.post(
+                "/runners/heartbeat",
+                json=beat_body(runner_id=runner_id, session_ids=["session_ghost"]),
+                headers={"Authorization": first["heartbeat_secret"]},
+            )
+            assert again.status_code == 200
+            (ghost,) = await o2r_messages(client, first["o2r"]["url"], 1)
+            assert ghost["event"] == "released"
+            assert ghost["session"] == "session_ghost"
+            assert ghost["reason"] == "unknown_session"
