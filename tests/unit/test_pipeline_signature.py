@@ -12,11 +12,11 @@ import attrs
 import pytest
 from hypothesis import given, strategies as st
 
-from trio_trickle._errors import ProtocolError
+from trio_trickle._errors import InvalidMessage, ProtocolError
 from trio_trickle._sdk.json_types import JsonType, UnsupportedAnnotation, compile_annotation
 from trio_trickle._sdk.openapi import openapi_document
 from trio_trickle._sdk.pipeline import Pipeline, PredictSignature
-from trio_trickle._wire.json_codec import is_plain_json
+from trio_trickle._wire.json_codec import is_plain_json, parse_json
 
 
 class Custom:
@@ -285,7 +285,12 @@ def test_openapi_live_document_lists_the_live_routes() -> None:
 # -- properties --------------------------------------------------------------------
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    # What parse_json can produce: no NaN, no infinity (1e400 is refused there).
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
     max_leaves=10,
 )
@@ -410,3 +415,22 @@ def test_nested_attrs_classes_are_json_objects() -> None:
 def test_an_attrs_class_that_contains_itself_is_refused() -> None:
     with pytest.raises(UnsupportedAnnotation, match="refers to itself"):
         compile_annotation(Loop)
+
+
+def test_numbers_past_float_range_are_refused_not_read_as_infinity() -> None:
+    """``1e400`` in a body is invalid JSON (Go's decoder refuses it too), and an integer too
+    large for a ``float`` parameter is a 422, not an OverflowError or an infinity."""
+    with pytest.raises(InvalidMessage):
+        parse_json(b'{"v": 1e400}', "body")
+    assert parse_json(b'{"v": 1e300}', "body") == {"v": 1e300}
+    signature = PredictSignature(
+        parameters=(),
+        extra=compile_annotation(float),
+        streaming=False,
+        is_async=False,
+        returns=compile_annotation(float),
+    )
+    with pytest.raises(ProtocolError) as caught:
+        signature.bind({"v": 10**400})
+    assert caught.value.status == 422
+    assert signature.bind({"v": 10**300})["v"] == 1e300

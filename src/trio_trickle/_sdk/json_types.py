@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import math
+import sys
 import types
 import typing
 from typing import Any, Literal
@@ -42,6 +44,9 @@ JsonKind = Literal[
     "enum",
     "model",
 ]
+
+#: Largest finite float: a JSON number past it has no float value.
+_FLOAT_MAX = sys.float_info.max
 
 _JSON_NAMES: dict[type, str] = {
     bool: "boolean",
@@ -105,7 +110,10 @@ class JsonType:
         if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
             return value
         if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            # An int past float's range, or an infinity, is no JSON number a float can hold.
+            number = float(value) if -_FLOAT_MAX <= value <= _FLOAT_MAX else math.inf
+            if math.isfinite(number):
+                return number
         if kind == "array" and isinstance(value, list):
             assert self.item is not None
             return [self.item.convert(v, f"{path}[{i}]") for i, v in enumerate(value)]

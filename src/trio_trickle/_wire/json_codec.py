@@ -28,13 +28,22 @@ def parse_json(data: bytes | str, what: str) -> object:
     """Decode JSON text, mapping every failure (bad UTF-8, syntax, NaN) to InvalidMessage."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
         raise InvalidMessage(f"{what}: not valid JSON ({exc})") from None
 
 
 def _reject_constant(name: str) -> object:
     raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one past float's range (``1e400``) is refused, as Go's
+    decoder refuses it, rather than read as an infinity no JSON encoder can write back."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:32]} is out of range")
+    return value
 
 
 def dump_json(obj: object) -> bytes:
