@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._client.http import create_http_client
 from .._errors import TrickleError
 from .._sdk.live_pipeline import LivePipeline
 from .._sdk.pipeline import Pipeline
 from .._server.connections import ConnectionStats, HttpTimeouts, http_config, serve_asgi
 from .._server.gc import freeze_gc_for_serving
 from .app import RunnerApp
+from .registration import RegistrationOptions, RunnerRegistration
 
 if TYPE_CHECKING:
     from .._session.manager import StreamManager
@@ -48,8 +50,17 @@ class InvalidTarget(TrickleError, ValueError):
 class RunnerHandle:
     """A runner being served: where to reach it and what it runs."""
 
-    def __init__(self, *, app: RunnerApp, url: str, connections: ConnectionStats) -> None:
+    def __init__(
+        self,
+        *,
+        app: RunnerApp,
+        url: str,
+        connections: ConnectionStats,
+        registration: RunnerRegistration | None = None,
+    ) -> None:
         self.app = app
+        #: The orchestrator registration (None without ``orchestrator_url``).
+        self.registration = registration
         #: Counters of the HTTP connections served (opened, closed, failed, timed out).
         self.connections = connections
         #: ``http://HOST:PORT``, no trailing slash.
@@ -77,6 +88,11 @@ async def open_runner(
     graceful_timeout: float = 2.0,
     timeouts: HttpTimeouts | None = None,
     freeze_gc: bool = False,
+    orchestrator_url: str | None = None,
+    orchestrator_secret: str | None = None,
+    app_name: str | None = None,
+    runner_url: str | None = None,
+    registration_options: dict[str, Any] | None = None,
     **manager_options: Any,
 ) -> AsyncIterator[RunnerHandle]:
     """Serve ``pipeline`` on ``host:port`` (0: any free port) for the duration of the block.
@@ -88,6 +104,16 @@ async def open_runner(
     ``freeze_gc`` (for a process that only serves, as ``serve`` and the command
     line are) freezes the garbage collector's view once ``setup()`` has
     returned: see :func:`~trio_trickle._server.gc.freeze_gc_for_serving`.
+
+    With ``orchestrator_url`` the runner also registers with that live-runner
+    orchestrator (spec/live-runner.md): ``orchestrator_secret`` on the first
+    heartbeat, as ``app_name`` (default: ``model_id``, else the pipeline's
+    class name) reachable at ``runner_url`` (default: the bound URL), with the
+    app's capacity; the heartbeat and O2R tasks run in this block's nursery
+    and the runner unregisters on exit (:mod:`.registration`). A released
+    session stops the ``LivePipeline`` stream of the same ID, if one runs.
+    ``registration_options`` go to :class:`RegistrationOptions` (timeouts).
+    Without ``orchestrator_url`` nothing of this runs.
     """
     if isinstance(pipeline, RunnerApp):
         app = pipeline
@@ -95,6 +121,8 @@ async def open_runner(
         app = RunnerApp(
             pipeline, capacity=capacity, token=token, model_id=model_id, **manager_options
         )
+    if orchestrator_url is not None and not orchestrator_secret:
+        raise ValueError("orchestrator_url needs orchestrator_secret")
     shutdown = trio.Event()
     stats = ConnectionStats()
     async with trio.open_nursery() as nursery:
@@ -110,11 +138,59 @@ async def open_runner(
         freezer = trio.CancelScope()
         if freeze_gc:
             nursery.start_soon(_freeze_after_setup, app, freezer)
+        if orchestrator_url is None:
+            try:
+                yield RunnerHandle(app=app, url=binds[0], connections=stats)
+            finally:
+                freezer.cancel()  # a setup still running must not hold the exit
+                shutdown.set()
+            return
+        assert orchestrator_secret is not None
+        options = RegistrationOptions(
+            orchestrator_url=orchestrator_url,
+            secret=orchestrator_secret,
+            app=app_name or app.model_id or type(app.pipeline).__name__,
+            runner_url=runner_url or _reachable(binds[0]),
+            capacity=app.capacity,
+            **(registration_options or {}),
+        )
+        registering = trio.CancelScope()
         try:
-            yield RunnerHandle(app=app, url=binds[0], connections=stats)
+            async with create_http_client() as client:
+                registration = RunnerRegistration(
+                    options, client, on_release=functools.partial(_stop_released, app)
+                )
+                nursery.start_soon(_run_registration, registration, registering)
+                try:
+                    yield RunnerHandle(
+                        app=app, url=binds[0], connections=stats, registration=registration
+                    )
+                finally:
+                    registering.cancel()  # no heartbeat may register us again
+                    await registration.unregister()  # bounded and shielded (LR-037)
         finally:
-            freezer.cancel()  # a setup still running must not hold the exit
+            registering.cancel()
+            freezer.cancel()
             shutdown.set()
+
+
+async def _run_registration(registration: RunnerRegistration, scope: trio.CancelScope) -> None:
+    with scope:
+        await registration.run()
+
+
+async def _stop_released(app: RunnerApp, session_id: str, reason: str | None) -> None:
+    """A released session's stream, if this runner runs one by that ID, stops."""
+    if app.manager is not None and any(s.id == session_id for s in app.manager.sessions()):
+        await app.manager.stop(session_id, f"session released: {reason or 'unknown'}")
+
+
+def _reachable(bound: str) -> str:
+    """The bound URL, with a wildcard host replaced by loopback (pass ``runner_url`` instead)."""
+    for wildcard in ("://0.0.0.0:", "://[::]:"):
+        if wildcard in bound:
+            return bound.replace(wildcard, "://127.0.0.1:")
+    return bound
 
 
 async def _freeze_after_setup(app: RunnerApp, scope: trio.CancelScope) -> None:
