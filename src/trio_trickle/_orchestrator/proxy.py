@@ -20,6 +20,7 @@ before routing (see spec/live-runner.md, LR-107 note).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import quote
@@ -27,6 +28,8 @@ from urllib.parse import quote
 import httpx
 import trio
 
+from .._client.http import BodyReader
+from .._errors import TransportError
 from .._registry.activity import ProxyTarget
 from .._registry.registry import LiveRunnerRegistry
 from .http import Receive, Scope, Send, answer_text
@@ -125,7 +128,8 @@ async def forward(
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch_disconnect)
-            await _exchange(client, target, scope, body(), send, head_timeout)
+            async with contextlib.aclosing(body()) as content:
+                await _exchange(client, target, scope, content, send, head_timeout)
             nursery.cancel_scope.cancel()
     finally:
         if ticket is not None:
@@ -156,18 +160,22 @@ async def _exchange(
     except trio.TooSlowError:
         await answer_text(send, 504, "live runner did not answer in time")
         return
+    reader = BodyReader(response)
     try:
         head = {"type": "http.response.start", "status": response.status_code}
         await send({**head, "headers": response_headers(response)})
-        try:
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.HTTPError as exc:
-            # The head is gone: leaving the body unfinished makes the server close
-            # the connection, which is how the client learns it was cut short.
-            log.info("proxied body from %s ended early: %s", target.route, type(exc).__name__)
-            return
+        while True:
+            try:
+                chunk = await reader.next_chunk()
+            except TransportError as exc:
+                # The head is gone: leaving the body unfinished makes the server close
+                # the connection, which is how the client learns it was cut short.
+                log.info("proxied body from %s ended early: %s", target.route, exc)
+                return
+            if chunk is None:
+                break
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
-        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-            await response.aclose()
+        # Closes the response and unwinds httpx's generator chain (shielded, bounded).
+        await reader.aclose(1.0)
