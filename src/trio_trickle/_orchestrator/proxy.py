@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from urllib.parse import quote
 
 import httpx
@@ -108,7 +108,7 @@ async def forward(
     try:
         async with trio.open_nursery() as nursery:
 
-            async def body() -> AsyncIterator[bytes]:
+            async def body() -> AsyncGenerator[bytes, None]:
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
