@@ -6,6 +6,7 @@
     trio-trickle conformance self-check [--json] [--only IDS]
     trio-trickle conformance list
     trio-trickle trickle-server [--host H] [--port P] [--autocreate] ...
+    trio-trickle orchestrator [--host H] [--port P] --secret S
 
 Exit codes: 0 all counted checks passed (or the server stopped cleanly),
 1 a counted check failed, 2 bad usage or a server the suite cannot use,
@@ -23,7 +24,7 @@ from typing import TextIO
 
 from .conformance import conformance_trickle, list_checks, self_check_command
 from .parser import build_parser
-from .servers import demo, serve_pipeline, trickle_server
+from .servers import demo, orchestrator, serve_pipeline, trickle_server
 
 __all__: list[str] = []  # the command line is an entry point, not API
 
@@ -38,6 +39,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return serve_pipeline(args, stream)
     if args.command == "demo":
         return demo(args, stream)
+    if args.command == "orchestrator":
+        return orchestrator(args, stream)
     if args.suite == "list":
         return list_checks(stream)
     only = [item for group in args.only for item in group]

@@ -185,6 +185,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--png", default="demo.png", help="side-by-side input/output frame (demo.png)"
     )
+    orchestrator = commands.add_parser(
+        "orchestrator",
+        help="serve a live-runner orchestrator until Ctrl-C",
+        description=(
+            "Serve a live-runner orchestrator (spec/live-runner.md): runner heartbeats,"
+            " discovery, sessions, the session proxy and the trickle channels at /ai/trickle/."
+        ),
+    )
+    orchestrator.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    orchestrator.add_argument(
+        "--port", type=int, default=8935, help="port (8935; 0 picks a free one)"
+    )
+    orchestrator.add_argument(
+        "--secret",
+        default=None,
+        help="the orchestrator secret runners register with"
+        " (default: $TRIO_TRICKLE_ORCHESTRATOR_SECRET)",
+    )
     return parser
 
 

@@ -101,3 +101,38 @@ def demo(args: argparse.Namespace, out: TextIO) -> int:
     )
     report = trio.run(lambda: run_demo(options, out=out))
     return 0 if report.frames_out > 0 else 1
+
+async def _serve_orchestrator(host: str, port: int, secret: str, out: TextIO) -> None:
+    from .._orchestrator.config import OrchestratorConfig
+    from .._orchestrator.process import open_orchestrator
+
+    config = OrchestratorConfig(host=host, port=port, secret=secret)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_orchestrator(config) as handle:
+            print_line(out, f"serving orchestrator at {handle.url} (Ctrl-C to stop)")
+            async for signum in signals:
+                print_line(out, f"{signal.Signals(signum).name}: stopping")
+                break
+    print_line(out, "orchestrator stopped")
+
+
+def orchestrator(args: argparse.Namespace, out: TextIO) -> int:
+    """``trio-trickle orchestrator``: the secret from ``--secret`` or the environment."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    secret = args.secret or os.environ.get("TRIO_TRICKLE_ORCHESTRATOR_SECRET") or ""
+    if not secret:
+        print_line(
+            sys.stderr,
+            "trio-trickle orchestrator: needs --secret or $TRIO_TRICKLE_ORCHESTRATOR_SECRET",
+        )
+        return 2
+    code = 0
+    try:
+        trio.run(_serve_orchestrator, args.host, args.port, secret, out)
+    except* KeyboardInterrupt:
+        print_line(out, "orchestrator stopped")
+    except* (OSError, ValueError) as group:
+        for problem in group.exceptions:
+            print_line(sys.stderr, f"trio-trickle: {problem}")
+        code = 2
+    return code
