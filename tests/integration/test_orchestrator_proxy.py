@@ -19,6 +19,7 @@ import trio
 
 from tests.integration.orchestrator_support import (
     fast_registry,
+    o2r_messages,
     register,
     reserve,
     served,
@@ -252,3 +253,59 @@ async def test_websocket_upgrade_gets_a_clear_refusal() -> None:
             assert "websocket" in response.text
             assert runner.seen == []
             assert handle.connections.failed == 0
+
+
+@pytest.mark.spec("LR-111", "LR-133", "LR-141")
+async def test_single_shot_request_reserves_proxies_and_releases() -> None:
+    with trio.fail_after(10):
+        async with fake_runner() as runner, served() as (handle, client):
+            first = await register(client, runner_url=runner.url, mode="single-shot")
+            runner_id = first["runner_id"]
+            response = await client.post(f"/apps/{runner_id}/app/run?x=1", content=b"job")
+            assert response.status_code == 201
+            assert response.content == b"echo:job"
+            (seen,) = runner.seen
+            assert seen["path"] == "/run"
+            assert seen["query"] == b"x=1"
+            sid = seen["headers"]["livepeer-session-id"]
+            # The release follows the answer: the O2R event is the moment it happened.
+            reserved, released = await o2r_messages(client, first["o2r"]["url"], 2)
+            (view,) = handle.registry.runners()
+            assert view.session_ids == ()
+            assert (reserved["event"], reserved["session"]) == ("reserved", sid)
+            assert (released["event"], released["reason"]) == ("released", "request_ended")
+
+
+@pytest.mark.spec("LR-111", "LR-087")
+async def test_single_shot_capacity_and_persistent_refusal() -> None:
+    with trio.fail_after(10):
+        async with fake_runner() as runner, served() as (handle, client):
+            single = await register(client, runner_url=runner.url, mode="single-shot")
+            persistent = (await register(client, runner_url=runner.url))["runner_id"]
+            refused = await client.get(f"/apps/{persistent}/app/x")
+            assert refused.status_code == 400
+            assert refused.text == "runner is not single-shot\n"
+            async with client.stream("GET", f"/apps/{single['runner_id']}/app/hold") as held:
+                reader = BodyReader(held)
+                assert await reader.next_chunk() == b"first"
+                busy = await client.get(f"/apps/{single['runner_id']}/app/x")
+                assert busy.status_code == 503
+                runner.release.set()
+                assert await reader.next_chunk() == b"second"
+                assert await reader.next_chunk() is None
+            # reserved, released (the 503 reserved nothing): then the session is gone
+            events = await o2r_messages(client, single["o2r"]["url"], 2)
+            assert [e["event"] for e in events] == ["reserved", "released"]
+            assert all(view.session_ids == () for view in handle.registry.runners())
+
+
+async def test_single_shot_unreachable_runner_releases_the_session() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            first = await register(client, runner_url="http://127.0.0.1:9/", mode="single-shot")
+            response = await client.post(f"/apps/{first['runner_id']}/app/x", content=b"job")
+            assert response.status_code == 502
+            _reserved, released = await o2r_messages(client, first["o2r"]["url"], 2)
+            assert released["reason"] == "request_ended"
+            (view,) = handle.registry.runners()
+            assert view.session_ids == ()

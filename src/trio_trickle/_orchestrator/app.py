@@ -29,7 +29,12 @@ from .._errors import InvalidMessage, ProtocolError
 from .._registry.activity import LocalRoute, ProxyTarget
 from .._registry.errors import RegistryError
 from .._registry.registry import LiveRunnerRegistry
-from .._registry.reservation import Challenge, Reserved, parse_payment_headers
+from .._registry.reservation import (
+    Challenge,
+    Reserved,
+    SingleShotReserved,
+    parse_payment_headers,
+)
 from .._server.connections import refuse
 from .._server.trickle import TrickleServer
 from .._wire.json_codec import parse_json
@@ -142,10 +147,12 @@ class OrchestratorApp:
             self._allow(method, "POST")
             await self.unregister(scope, receive, send, parts[1])
         elif parts == ["discovery"]:
-            self._allow(method, "GET", "HEAD")
+            self._allow(method, "GET")
             await answer_json(send, self.registry.discovery(self.now()).to_wire())
         elif n >= 3 and parts[0] == "apps" and parts[1] and parts[2] == "session":
             await self._apps(scope, receive, send, parts[1], parts[3:])
+        elif n >= 3 and parts[0] == "apps" and parts[1] and parts[2] == "app":
+            await self.single_shot(scope, receive, send, parts[1], "/".join(parts[3:]))
         elif n == 5 and parts[0] == "runner" and parts[2] == "session" and parts[1] and parts[3]:
             await self._callback(scope, receive, send, parts[1], parts[3], parts[4])
         else:
@@ -216,7 +223,9 @@ class OrchestratorApp:
         if isinstance(resolved, ProxyTarget):
             await self._forward(resolved, scope, receive, send)
         elif isinstance(resolved, LocalRoute):
-            raise ProtocolError("single-shot runners are not served yet", status=501)
+            # A single-shot runner's proxy URL: served as /apps/{route}/app/{path…}.
+            parts = resolved.path.split("/")[1:]
+            await self.single_shot(scope, receive, send, parts[1], "/".join(parts[3:]))
         else:
             raise ProtocolError("404 page not found", status=404)
 
@@ -265,6 +274,42 @@ class OrchestratorApp:
         if not isinstance(result, Reserved):  # reserve() refuses single-shot runners first
             raise RegistryError("only persistent runners have sessions")
         await answer_json(send, result.reservation.to_wire())
+
+    async def single_shot(
+        self, scope: Scope, receive: Receive, send: Send, route: str, app_path: str
+    ) -> None:
+        """``ANY /apps/{route}/app/{path…}``: reserve, proxy, release ``request_ended`` (LR-111).
+
+        The session lives exactly as long as the proxied request: it is released in
+        a ``finally``, so no error path keeps it; a debit the balance does not cover
+        cancels the request (``CancelRequest``).
+        """
+        headers = parse_payment_headers(header_dict(scope))
+        result = self.registry.reserve_single_shot(route, headers, self.now())
+        if isinstance(result, Challenge):
+            await answer_json(send, result.challenge.to_wire(), status=402)
+            return
+        if not isinstance(result, SingleShotReserved):  # reserve refuses persistent runners
+            raise RegistryError("runner is not single-shot")
+        key = (result.route, result.session_id)
+        cancel = trio.CancelScope()
+        self.effects.requests[key] = cancel
+        try:
+            self.effects.apply(result.effects)
+            target = ProxyTarget(
+                route=result.route,
+                session_id=result.session_id,
+                target_url=result.runner_url,
+                app_path=app_path,
+                headers=result.headers,
+            )
+            with cancel:
+                await self._forward(target, scope, receive, send)
+        finally:
+            self.effects.requests.pop(key, None)
+            release = self.registry.end_request(result.route, result.session_id, self.now())
+            if release is not None:
+                self.effects.apply(release.effects)
 
     async def client_stop(
         self, scope: Scope, receive: Receive, send: Send, route: str, sid: str
