@@ -264,3 +264,33 @@ async def test_heartbeat_lists_the_orchestrators_sessions() -> None:
                 headers={"Authorization": first["heartbeat_secret"]},
             )
             assert again.json()["session_ids"] == [a, b]
+
+
+@pytest.mark.spec("LR-096", "LR-136")
+async def test_top_up_on_held_and_unknown_sessions() -> None:
+    with trio.fail_after(10):
+        async with served() as (_handle, client):
+            runner_id = (await register(client))["runner_id"]
+            sid = (await reserve(client, runner_id))["session_id"]
+            paid = await client.post(f"/apps/{runner_id}/session/{sid}/payment")
+            assert paid.status_code == 200
+            unknown = await client.post(f"/apps/{runner_id}/session/session_none/payment")
+            assert unknown.status_code == 404
+            await client.post(f"/apps/{runner_id}/session/{sid}/stop")
+            released = await client.post(f"/apps/{runner_id}/session/{sid}/payment")
+            assert released.status_code == 404
+            assert released.headers["Livepeer-Session-Release-Reason"] == "client_stop"
+
+
+@pytest.mark.spec("LR-105")
+async def test_refresh_payment_errors_are_json() -> None:
+    with trio.fail_after(10):
+        async with served() as (_handle, client):
+            bad = await client.post("/refresh-payment", content=b"{")
+            assert bad.status_code == 400
+            assert bad.headers["content-type"] == "application/json"
+            assert "message" in bad.json()["error"]
+            body = {"sender": "0x" + "ab" * 20, "manifest_id": "m1"}
+            none = await client.post("/refresh-payment", json=body)
+            assert none.status_code == 409
+            assert none.json() == {"error": {"message": "fixed price not found for session"}}

@@ -34,6 +34,7 @@ from .._registry.reservation import (
     Reserved,
     SingleShotReserved,
     parse_payment_headers,
+    parse_refresh_request,
 )
 from .._server.connections import refuse
 from .._server.trickle import TrickleServer
@@ -146,6 +147,9 @@ class OrchestratorApp:
         elif n == 3 and parts[0] == "runners" and parts[2] == "unregister" and parts[1]:
             self._allow(method, "POST")
             await self.unregister(scope, receive, send, parts[1])
+        elif parts == ["refresh-payment"]:
+            self._allow(method, "POST")
+            await self.refresh_payment(scope, receive, send)
         elif parts == ["discovery"]:
             self._allow(method, "GET")
             await answer_json(send, self.registry.discovery(self.now()).to_wire())
@@ -173,6 +177,9 @@ class OrchestratorApp:
         elif len(rest) == 2 and rest[0] and rest[1] == "stop":
             self._allow(method, "POST")
             await self.client_stop(scope, receive, send, route, rest[0])
+        elif len(rest) == 2 and rest[0] and rest[1] == "payment":
+            self._allow(method, "POST")
+            await self.top_up(scope, receive, send, route, rest[0])
         elif len(rest) >= 2 and rest[0] and rest[1] == "app":
             app_path = "/".join(rest[2:])
             target = self.registry.session_target(route, rest[0], app_path, self.now())
@@ -310,6 +317,33 @@ class OrchestratorApp:
             release = self.registry.end_request(result.route, result.session_id, self.now())
             if release is not None:
                 self.effects.apply(release.effects)
+
+    async def top_up(
+        self, scope: Scope, receive: Receive, send: Send, route: str, sid: str
+    ) -> None:
+        """``POST /apps/{route}/session/{sid}/payment`` (LR-095 to LR-099, LR-136, LR-146).
+
+        The accepted answer is 200 with an empty body: the protobuf
+        ``PaymentResult`` of LR-100 needs ticket handling the verifier seam does
+        not offer yet.
+        """
+        cfg = self.config
+        await read_body(scope, receive, cfg.max_body_bytes, cfg.body_timeout)
+        headers = parse_payment_headers(header_dict(scope))
+        self.registry.top_up(route, sid, headers, self.now())
+        await answer(send, 200)
+
+    async def refresh_payment(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /refresh-payment`` (LR-103 to LR-105): JSON answers, errors included."""
+        cfg = self.config
+        data = await read_body(scope, receive, cfg.max_body_bytes, cfg.body_timeout)
+        try:
+            body = parse_json(data, "refresh-payment")
+        except ProtocolError as exc:
+            raise RegistryError(exc.message, json_body=True) from None
+        request = parse_refresh_request(body)
+        challenge = self.registry.refresh_payment(request)
+        await answer_json(send, challenge.to_wire())
 
     async def client_stop(
         self, scope: Scope, receive: Receive, send: Send, route: str, sid: str
