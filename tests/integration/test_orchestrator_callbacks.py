@@ -17,13 +17,16 @@ import trio.lowlevel
 
 from tests.integration.orchestrator_support import (
     beat_body,
+    fast_registry,
     o2r_messages,
     register,
     reserve,
     served,
     token_headers,
 )
+from trio_trickle._core.server import ServerConfig
 from trio_trickle._orchestrator.process import OrchestratorHandle
+from trio_trickle._registry.config import RegistryConfig
 from trio_trickle._registry.reservation import Reserved
 from trio_trickle._wire.live_runner_payment import PaymentHeaders
 
@@ -239,3 +242,75 @@ async def test_heartbeat_naming_unknown_sessions_queues_released() -> None:
             assert ghost["event"] == "released"
             assert ghost["session"] == "session_ghost"
             assert ghost["reason"] == "unknown_session"
+
+
+async def test_clients_cannot_create_trickle_channels() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            before = set(handle.trickle.core.channels)
+            create = await client.post("/ai/trickle/made-by-client")
+            assert create.status_code == 404
+            publish = await client.post("/ai/trickle/made-by-client/0", content=b"x")
+            assert publish.status_code == 404
+            assert set(handle.trickle.core.channels) == before
+
+
+@pytest.mark.spec("LR-119")
+async def test_channels_past_the_trickle_limit_are_refused_whole() -> None:
+    with trio.fail_after(10):
+        async with served(trickle=ServerConfig(max_channels=3)) as (handle, client):
+            _first, runner_id, sid, token = await _session(handle, client)  # O2R: 1 channel
+            path = f"/runner/{runner_id}/session/{sid}/channels"
+            body = {"channels": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}
+            refused = await client.post(path, json=body, headers=token)
+            assert refused.status_code == 503
+            assert len(handle.trickle.core.channels) == 1
+            two = {"channels": [{"name": "a"}, {"name": "b"}]}
+            assert (await client.post(path, json=two, headers=token)).status_code == 200
+            # asking again for existing channels needs no room
+            assert (await client.post(path, json=two, headers=token)).status_code == 200
+
+
+async def test_escaped_slash_and_huge_heads_are_refused_cleanly() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            slash = await client.post("/runners/a%2Fb/unregister")
+            assert slash.status_code == 400
+            huge = await client.get("/discovery", headers={"X-Big": "x" * 20_000})
+            assert huge.status_code == 431
+            assert handle.connections.failed == 0
+
+
+@pytest.mark.spec("LR-137", "LR-134")
+async def test_two_way_channel_traffic_keeps_a_session_alive() -> None:
+    def short(url: str) -> RegistryConfig:
+        return fast_registry(url, heartbeat_interval=0.05, session_idle_timeout=0.5)
+
+    with trio.fail_after(10):
+        async with served(registry=short) as (handle, client):
+            first, runner_id, sid, token = await _session(handle, client)
+            await client.post(
+                f"/runner/{runner_id}/session/{sid}/channels",
+                json={"channels": [{"name": "ctl"}]},
+                headers=token,
+            )
+            beat = beat_body(runner_id=runner_id)
+            secret = {"Authorization": first["heartbeat_secret"]}
+            seq = 0
+            until = trio.current_time() + 1.0  # twice the idle timeout
+            while trio.current_time() < until:
+                assert (await client.post(f"/ai/trickle/{sid}-ctl/{seq}", content=b"k")).is_success
+                assert (await client.get(f"/ai/trickle/{sid}-ctl/{seq}")).content == b"k"
+                await client.post("/runners/heartbeat", json=beat, headers=secret)
+                await handle.next_reap()
+                seq += 1
+            (view,) = handle.registry.runners()
+            assert view.session_ids == (sid,)
+            # publish only (a dead client): the session goes idle
+            while handle.registry.runners()[0].session_ids:
+                await client.post(f"/ai/trickle/{sid}-ctl/{seq}", content=b"k")
+                await client.post("/runners/heartbeat", json=beat, headers=secret)
+                await handle.next_reap()
+                seq += 1
+            stop = await client.post(f"/apps/{runner_id}/session/{sid}/stop")
+            assert stop.headers["Livepeer-Session-Release-Reason"] == "idle_timeout"

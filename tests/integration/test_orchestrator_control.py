@@ -223,7 +223,7 @@ async def test_client_stop_releases_once_then_remembers_reason() -> None:
 @pytest.mark.spec("LR-038", "LR-039", "LR-040")
 async def test_reaper_removes_expired_runner_and_releases_sessions() -> None:
     def short(url: str) -> RegistryConfig:
-        return fast_registry(url, heartbeat_interval=0.05, heartbeat_ttl=0.2)
+        return fast_registry(url, heartbeat_interval=0.05, heartbeat_ttl=1.0)
 
     with trio.fail_after(10):
         async with served(registry=short, o2r_linger=5.0) as (handle, client):

@@ -191,7 +191,7 @@ async def test_proxy_502_when_the_runner_cannot_be_reached() -> None:
 @pytest.mark.spec("LR-135", "LR-134")
 async def test_open_proxied_request_keeps_session_from_idle_release() -> None:
     def short(url: str) -> RegistryConfig:
-        return fast_registry(url, heartbeat_interval=0.02, session_idle_timeout=0.1)
+        return fast_registry(url, heartbeat_interval=0.05, session_idle_timeout=0.3)
 
     with trio.fail_after(10):
         async with fake_runner() as runner, served(registry=short) as (handle, client):
@@ -203,7 +203,8 @@ async def test_open_proxied_request_keeps_session_from_idle_release() -> None:
             async with client.stream("GET", f"/apps/{runner_id}/session/{sid}/app/hold") as held:
                 reader = BodyReader(held)
                 assert await reader.next_chunk() == b"first"
-                for _ in range(10):  # 10 reaps, 0.2 s, twice the idle timeout
+                until = trio.current_time() + 0.6  # twice the idle timeout
+                while trio.current_time() < until:
                     await client.post("/runners/heartbeat", json=beat, headers=secret)
                     await handle.next_reap()
                 (view,) = handle.registry.runners()

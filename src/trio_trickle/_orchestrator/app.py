@@ -197,9 +197,9 @@ class OrchestratorApp:
             self._allow(method, "POST", "DELETE")
             body = await read_json(scope, receive, cfg.max_body_bytes, cfg.body_timeout, action)
             if method == "POST":
-                created = self.registry.create_channels(
-                    route, sid, token, ChannelsRequest.from_wire(body), self.now()
-                )
+                request = ChannelsRequest.from_wire(body)
+                self._check_channel_room(sid, request)
+                created = self.registry.create_channels(route, sid, token, request, self.now())
                 self.effects.apply(created.effects)
                 await answer_json(send, created.response.to_wire())
             else:
@@ -211,8 +211,8 @@ class OrchestratorApp:
         elif action == "proxy":
             self._allow(method, "POST")
             data = await read_body(scope, receive, cfg.max_body_bytes, cfg.body_timeout)
-            request = ProxyRequest.from_wire(_json_or_empty(data))
-            made = self.registry.create_proxy(route, sid, token, request, self.now())
+            wanted = ProxyRequest.from_wire(_json_or_empty(data))
+            made = self.registry.create_proxy(route, sid, token, wanted, self.now())
             await answer_json(send, made.to_wire())
         elif action == "stop":
             self._allow(method, "POST")
@@ -222,6 +222,20 @@ class OrchestratorApp:
             await answer(send, 204)
         else:
             raise ProtocolError("404 page not found", status=404)
+
+    def _check_channel_room(self, sid: str, request: ChannelsRequest) -> None:
+        """503 before anything changes when the trickle server could not hold the new channels.
+
+        Otherwise the registry would record channels the server then refuses to
+        create, and the runner would get URLs that answer 404.
+        """
+        limit = self.trickle.config.max_channels
+        if limit is None:
+            return
+        names = {f"{sid}-{spec.normalized_name}" for spec in request.channels}
+        new = [name for name in names if name not in self.trickle.core.channels]
+        if len(self.trickle.core.channels) + len(new) > limit:
+            raise ProtocolError("trickle channel limit reached", status=503)
 
     async def _proxy_url(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request to a proxy URL (LR-090, LR-125), else 404."""
