@@ -6,8 +6,12 @@ httpx plays both the runner and the client against ``open_orchestrator`` on
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 import trio
+import trio.lowlevel
 
 from tests.integration.orchestrator_support import (
     RUNNER_URL,
@@ -19,6 +23,8 @@ from tests.integration.orchestrator_support import (
     reserve,
     served,
 )
+from trio_trickle._orchestrator.config import OrchestratorConfig
+from trio_trickle._orchestrator.process import open_orchestrator
 from trio_trickle._registry.config import RegistryConfig
 
 
@@ -294,3 +300,29 @@ async def test_refresh_payment_errors_are_json() -> None:
             none = await client.post("/refresh-payment", json=body)
             assert none.status_code == 409
             assert none.json() == {"error": {"message": "fixed price not found for session"}}
+
+
+@pytest.mark.spec("LR-133", "LR-040", "LR-141")
+async def test_shutdown_releases_sessions_with_their_o2r_events() -> None:
+    got: list[httpx.Response] = []
+    with trio.fail_after(10):
+        async with httpx.AsyncClient(timeout=10) as client, trio.open_nursery() as nursery:
+            async with open_orchestrator(OrchestratorConfig(secret=SECRET)) as handle:
+                client.base_url = httpx.URL(handle.url)
+                first = await register(client)
+                await reserve(client, first["runner_id"])
+                o2r = first["o2r"]["url"]
+                (reserved,) = await o2r_messages(client, o2r, 1)
+                assert reserved["event"] == "reserved"
+
+                async def read_next() -> None:
+                    got.append(await client.get(f"{o2r}/1"))
+
+                nursery.start_soon(read_next)
+                while not handle.trickle._wakers:  # the GET is parked on segment 1
+                    await trio.lowlevel.checkpoint()
+            assert handle.trickle.core.channels == {}
+    (response,) = got
+    released = json.loads(response.content)
+    assert released["event"] == "released"
+    assert released["reason"] == "orchestrator_shutdown"

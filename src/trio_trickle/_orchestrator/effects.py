@@ -49,6 +49,8 @@ class EffectRunner:
         self.config = config
         self.nursery = nursery
         self.o2r: dict[str, O2RWriter] = {}
+        #: Every writer not yet ended, closing ones included.
+        self.writers: set[O2RWriter] = set()
         self.o2r_stats = O2RStats()
         #: Set when the process stops: O2R writers end without lingering.
         self.shutting_down = trio.Event()
@@ -112,4 +114,17 @@ class EffectRunner:
         if old is not None:
             old.close()
         self.o2r[name] = writer
-        self.nursery.start_soon(writer.run, name=f"o2r {effect.runner_id}")
+        self.writers.add(writer)
+        self.nursery.start_soon(self._run_writer, writer, name=f"o2r {effect.runner_id}")
+
+    async def _run_writer(self, writer: O2RWriter) -> None:
+        try:
+            await writer.run()
+        finally:
+            self.writers.discard(writer)
+
+    async def drain(self) -> None:
+        """Wait until every closed writer has written its queue and ended (shutdown)."""
+        self.shutting_down.set()
+        for writer in list(self.writers):
+            await writer.done.wait()

@@ -87,6 +87,8 @@ class O2RWriter:
         self.linger = linger
         self.stats = stats
         self.hurry = hurry
+        #: Set once the writer has ended and its channel is deleted.
+        self.done = trio.Event()
         self._send, self._receive = trio.open_memory_channel[SendSessionEvent](queue)
 
     def queue(self, event: SendSessionEvent) -> bool:
@@ -130,3 +132,4 @@ class O2RWriter:
             self._receive.close()
             if self.channel_name in self.server.core.channels:
                 self.server.delete_channel(self.channel_name)
+            self.done.set()

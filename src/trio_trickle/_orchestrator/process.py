@@ -222,10 +222,13 @@ async def open_orchestrator(config: OrchestratorConfig) -> AsyncIterator[Orchest
             yield handle
         finally:
             background.cancel()
-            effects.shutting_down.set()  # removed runners' O2R channels: no linger
             effects.apply(
                 e for removal in registry.shutdown(trio.current_time()) for e in removal.effects
             )
+            # Every runner's released events reach its O2R channel before the channel
+            # closes (LR-040): the writers drain their queues, without lingering.
+            with trio.CancelScope(shield=True), trio.move_on_after(config.graceful_timeout):
+                await effects.drain()
             trickle.close_all()
             shutdown.set()
             # O2R writers write what is queued, then linger: cut that short on the way out.
