@@ -314,3 +314,18 @@ async def test_two_way_channel_traffic_keeps_a_session_alive() -> None:
                 seq += 1
             stop = await client.post(f"/apps/{runner_id}/session/{sid}/stop")
             assert stop.headers["Livepeer-Session-Release-Reason"] == "idle_timeout"
+
+
+@pytest.mark.spec("LR-118")
+async def test_channel_deleted_by_a_publisher_is_made_again_on_request() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            _first, runner_id, sid, token = await _session(handle, client)
+            path = f"/runner/{runner_id}/session/{sid}/channels"
+            body = {"channels": [{"name": "out"}]}
+            first = await client.post(path, json=body, headers=token)
+            assert (await client.delete(f"/ai/trickle/{sid}-out")).status_code == 200
+            assert f"{sid}-out" not in handle.trickle.core.channels
+            again = await client.post(path, json=body, headers=token)
+            assert again.json() == first.json()
+            assert f"{sid}-out" in handle.trickle.core.channels

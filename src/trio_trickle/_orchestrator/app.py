@@ -205,6 +205,11 @@ class OrchestratorApp:
                 self._check_channel_room(sid, request)
                 created = self.registry.create_channels(route, sid, token, request, self.now())
                 self.effects.apply(created.effects)
+                # A channel the registry still holds but a publisher's DELETE (or the
+                # idle sweep) removed is made again, so every URL answered is live.
+                for channel in created.response.channels:
+                    if channel.channel_name not in self.trickle.core.channels:
+                        self.trickle.create_channel(channel.channel_name, channel.mime_type)
                 await answer_json(send, created.response.to_wire())
             else:
                 deleted = self.registry.delete_channels(

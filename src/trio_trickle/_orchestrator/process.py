@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
 import trio
 
 from .._registry.config import RegistryConfig
+from .._registry.errors import RegistryError
 from .._registry.registry import LiveRunnerRegistry
 from .._registry.static import StaticRunnerEntry
 from .._server.connections import ConnectionStats, http_config, serve_asgi
@@ -181,40 +182,43 @@ async def open_orchestrator(config: OrchestratorConfig) -> AsyncIterator[Orchest
         if config.static_runners:
             await _register_static(registry, client, config.static_runners, config.health_timeout)
 
-        async def reaper() -> None:
-            while True:
-                await trio.sleep(registry.config.heartbeat_interval)
-                reaped = registry.reap(trio.current_time())
-                effects.apply(reaped.effects)
-                for release in reaped.releases:
-                    log.info("session %s released: %s", release.session_id, release.reason)
-                handle._passed("reap")
+        async def reap() -> None:
+            reaped = registry.reap(trio.current_time())
+            effects.apply(reaped.effects)
+            for release in reaped.releases:
+                log.info("session %s released: %s", release.session_id, release.reason)
+            handle._passed("reap")
 
-        async def accountant() -> None:
-            while True:
-                await trio.sleep(registry.config.payment_interval)
-                effects.apply(registry.account(trio.current_time()).effects)
+        async def account() -> None:
+            effects.apply(registry.account(trio.current_time()).effects)
 
-        async def health() -> None:
+        async def check_health() -> None:
+            targets = registry.health_targets()
+            results = await _check_all(client, targets, config.health_timeout)
+            for route, ok in results.items():
+                try:
+                    checked = registry.record_health(route, ok, trio.current_time())
+                except RegistryError:  # the runner was replaced while it was checked
+                    continue
+                for release in checked.releases:
+                    effects.apply(release.effects)
+            handle._passed("health")
+
+        async def every(period: float, job: Callable[[], Awaitable[None]]) -> None:
+            """Run ``job`` every ``period`` s; a failing pass is logged, never fatal."""
             while True:
-                await trio.sleep(config.health_interval)
-                targets = registry.health_targets()
-                results = await _check_all(client, targets, config.health_timeout)
-                for route, ok in results.items():
-                    try:
-                        checked = registry.record_health(route, ok, trio.current_time())
-                    except Exception:  # the runner was replaced while it was checked
-                        continue
-                    for release in checked.releases:
-                        effects.apply(release.effects)
-                handle._passed("health")
+                await trio.sleep(period)
+                try:
+                    await job()
+                except Exception:
+                    log.exception("orchestrator timer %s failed", job.__name__)
 
         async def timers() -> None:
             with background:
                 async with trio.open_nursery() as timer_nursery:
-                    timer_nursery.start_soon(reaper)
-                    timer_nursery.start_soon(accountant)
-                    timer_nursery.start_soon(health)
+                    timer_nursery.start_soon(every, registry.config.heartbeat_interval, reap)
+                    timer_nursery.start_soon(every, registry.config.payment_interval, account)
+                    timer_nursery.start_soon(every, config.health_interval, check_health)
                     timer_nursery.start_soon(trickle.run_sweeper)
 
         nursery.start_soon(timers)
