@@ -310,3 +310,28 @@ async def test_single_shot_unreachable_runner_releases_the_session() -> None:
             assert released["reason"] == "request_ended"
             (view,) = handle.registry.runners()
             assert view.session_ids == ()
+
+
+@pytest.mark.spec("LR-090", "LR-125")
+async def test_proxy_urls_reach_their_targets() -> None:
+    with trio.fail_after(10):
+        async with fake_runner() as runner, served() as (handle, client):
+            runner_id = (await register(client, runner_url=runner.url, proxy=True))["runner_id"]
+            session = await reserve(client, runner_id)
+            sid = session["session_id"]
+            assert session["app_url"].startswith(f"{handle.url}/run/")
+            via_app_url = await client.post(f"{session['app_url']}/a", content=b"1")
+            assert via_app_url.content == b"echo:1"
+            token = token_headers(handle, runner_id, sid)
+            made = await client.post(
+                f"/runner/{runner_id}/session/{sid}/proxy",
+                json={"target_url": runner.url + "/base"},
+                headers=token,
+            )
+            via_proxy = await client.post(f"{made.json()['url']}/b", content=b"2")
+            assert via_proxy.content == b"echo:2"
+            assert [seen["path"] for seen in runner.seen] == ["/a", "/base/b"]
+            assert all(seen["headers"]["livepeer-session-id"] == sid for seen in runner.seen)
+            await client.post(f"/apps/{runner_id}/session/{sid}/stop")
+            gone = await client.post(f"{made.json()['url']}/b", content=b"3")
+            assert gone.status_code == 404
