@@ -95,7 +95,7 @@ async def test_wrong_secrets_are_401_and_change_nothing() -> None:
             assert view.capacity == 1
 
 
-@pytest.mark.spec("LR-008", "LR-009", "LR-013", "LR-014", "LR-139")
+@pytest.mark.spec("LR-008", "LR-009", "LR-010", "LR-011", "LR-013", "LR-014", "LR-139")
 @pytest.mark.parametrize(
     "body",
     [
@@ -103,6 +103,8 @@ async def test_wrong_secrets_are_401_and_change_nothing() -> None:
         {"runner_url": RUNNER_URL, "app": " a"},
         {"runner_url": RUNNER_URL, "app": "a", "mode": "sometimes"},
         {"runner_url": RUNNER_URL, "app": "a", "capacity": -1},
+        {"runner_url": RUNNER_URL, "app": "a", "metadata": "m" * 1025},
+        {"runner_url": RUNNER_URL, "app": "a", "status": "Ready"},
         {"app": "a"},
         [1, 2],
     ],
@@ -326,3 +328,27 @@ async def test_shutdown_releases_sessions_with_their_o2r_events() -> None:
     released = json.loads(response.content)
     assert released["event"] == "released"
     assert released["reason"] == "orchestrator_shutdown"
+
+
+@pytest.mark.spec("LR-130", "LR-039")
+async def test_stop_releases_on_a_lapsed_runner_not_yet_removed() -> None:
+    def lapsing(url: str) -> RegistryConfig:
+        # The TTL lapses long before the reaper's first pass.
+        return fast_registry(url, heartbeat_interval=30.0, heartbeat_ttl=0.3)
+
+    with trio.fail_after(10):
+        async with served(registry=lapsing) as (handle, client):
+            runner_id = (await register(client, capacity=0))["runner_id"]
+            (runner,) = (await client.get("/discovery")).json()[0]["runners"]
+            assert runner["capacity"] == 1  # LR-015: 0 reads as 1
+            sid = (await reserve(client, runner_id))["session_id"]
+            (view,) = handle.registry.runners()
+            await trio.sleep_until(view.last_heartbeat + 0.35)  # the TTL, on trio's clock
+            refused = await client.post(f"/apps/{runner_id}/session", json={})
+            assert refused.status_code == 404
+            assert (await client.get("/discovery")).json() == [{"address": handle.url}]
+            stop = await client.post(f"/apps/{runner_id}/session/{sid}/stop")
+            assert stop.status_code == 204
+            assert stop.headers["Livepeer-Session-Release-Reason"] == "client_stop"
+            (view,) = handle.registry.runners()  # still there: the reaper has not run
+            assert view.session_ids == ()
