@@ -180,7 +180,7 @@ async def test_runner_stop_publishes_release_then_closes_channels() -> None:
             assert again.status_code == 404
 
 
-@pytest.mark.spec("LR-044", "LR-045", "LR-047", "LR-048", "LR-049", "LR-142")
+@pytest.mark.spec("LR-044", "LR-047", "LR-048", "LR-049", "LR-142")
 async def test_o2r_carries_reserved_and_released_events() -> None:
     with trio.fail_after(10):
         async with served() as (handle, client):

@@ -274,7 +274,7 @@ async def test_heartbeat_lists_the_orchestrators_sessions() -> None:
             assert again.json()["session_ids"] == [a, b]
 
 
-@pytest.mark.spec("LR-096", "LR-136")
+@pytest.mark.spec("LR-096", "LR-146")
 async def test_top_up_on_held_and_unknown_sessions() -> None:
     with trio.fail_after(10):
         async with served() as (_handle, client):
@@ -330,7 +330,7 @@ async def test_shutdown_releases_sessions_with_their_o2r_events() -> None:
     assert released["reason"] == "orchestrator_shutdown"
 
 
-@pytest.mark.spec("LR-130", "LR-039")
+@pytest.mark.spec("LR-130", "LR-039", "LR-015")
 async def test_stop_releases_on_a_lapsed_runner_not_yet_removed() -> None:
     def lapsing(url: str) -> RegistryConfig:
         # The TTL lapses long before the reaper's first pass.
