@@ -24,6 +24,7 @@ from .._telemetry.runner import RunnerTelemetry
 from .._wire.runner import StopReason, StreamStartRequest
 from .failures import first_failure
 from .io import ParamsJob
+from .media import load_frame_graph, processes_frames
 from .session import Session, StartFailed
 from .settings import SessionSettings
 
@@ -81,6 +82,10 @@ class StreamManager:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the sessions until cancelled; then stop them all with reason ``shutdown``."""
+        if processes_frames(self.pipeline):
+            # Before the first stream, in a worker thread: PyAV and torch take seconds
+            # to import, and a stream subscribes to its input as soon as it starts.
+            await load_frame_graph()
         owned = self._client is None
         client = self._client or create_http_client()
         try:
