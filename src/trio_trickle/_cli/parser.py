@@ -168,6 +168,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--model-id", default=None, help="model id to accept on /live-video-to-video"
     )
+    serve.add_argument(
+        "--orchestrator",
+        default=None,
+        metavar="URL",
+        help="register with this live-runner orchestrator (heartbeats, O2R, unregister)",
+    )
+    serve.add_argument(
+        "--secret",
+        default=None,
+        help="the orchestrator secret (default: $TRIO_TRICKLE_ORCHESTRATOR_SECRET)",
+    )
+    serve.add_argument(
+        "--app", default=None, metavar="NAME", help="app name to register (model id or class)"
+    )
+    serve.add_argument(
+        "--runner-url",
+        default=None,
+        metavar="URL",
+        help="URL the orchestrator reaches this runner at (default: the bound address)",
+    )
 
     demo = commands.add_parser(
         "demo",

@@ -73,6 +73,10 @@ def serve_pipeline(args: argparse.Namespace, out: TextIO) -> int:
     except InvalidTarget as exc:
         print_line(sys.stderr, f"trio-trickle serve: {exc}")
         return 2
+    secret = args.secret or os.environ.get("TRIO_TRICKLE_ORCHESTRATOR_SECRET") or None
+    if args.orchestrator is not None and secret is None:
+        print_line(sys.stderr, "trio-trickle serve: --orchestrator needs --secret")
+        return 2
     serve(
         target,
         host=args.host,
@@ -80,6 +84,10 @@ def serve_pipeline(args: argparse.Namespace, out: TextIO) -> int:
         capacity=args.capacity,
         token=args.token,
         model_id=args.model_id,
+        orchestrator_url=args.orchestrator,
+        orchestrator_secret=secret,
+        app_name=args.app,
+        runner_url=args.runner_url,
     )
     return 0
 
@@ -101,6 +109,7 @@ def demo(args: argparse.Namespace, out: TextIO) -> int:
     )
     report = trio.run(lambda: run_demo(options, out=out))
     return 0 if report.frames_out > 0 else 1
+
 
 async def _serve_orchestrator(host: str, port: int, secret: str, out: TextIO) -> None:
     from .._orchestrator.config import OrchestratorConfig

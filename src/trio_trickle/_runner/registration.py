@@ -35,6 +35,7 @@ import trio
 from .._client.http import HTTP_FAILURES
 from .._client.subscriber import TrickleSubscriber
 from .._errors import ChannelClosed, ProtocolError, TransportError
+from .._wire.json_codec import dump_json
 from .._wire.live_runner import HeartbeatRequest, HeartbeatResponse, RunnerChannel
 from .._wire.live_runner_channels import O2RKeepalive, O2RSessionEvent, parse_o2r_message
 
@@ -95,6 +96,27 @@ class RegistrationOptions:
     def __attrs_post_init__(self) -> None:
         # Fail at construction, not at the first heartbeat, on a body the wire refuses.
         HeartbeatRequest(runner_url=self.runner_url, app=self.app, capacity=self.capacity)
+
+
+class _Body(httpx.AsyncByteStream):
+    """A fixed request body as a plain iterator.
+
+    httpx's own (``content=``) is an async generator, left suspended and then
+    garbage-collected with a ResourceWarning when the orchestrator drops the
+    connection mid-request; see ``_client.post.BodyPump``.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self._body: bytes | None = body
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        body, self._body = self._body, None
+        if not body:
+            raise StopAsyncIteration
+        return body
 
 
 class RunnerRegistration:
@@ -172,11 +194,8 @@ class RunnerRegistration:
         url = f"{options.orchestrator_url}/runners/heartbeat"
         try:
             with trio.fail_after(options.request_timeout):
-                response = await self._client.post(
-                    url,
-                    json=request.to_wire(),
-                    headers={"Authorization": authorization},
-                    timeout=options.request_timeout,
+                response = await self._post(
+                    url, authorization, options.request_timeout, dump_json(request.to_wire())
                 )
         except _REQUEST_FAILURES as exc:
             log.warning("heartbeat to %s failed: %s", url, type(exc).__name__)
@@ -227,6 +246,17 @@ class RunnerRegistration:
         log.warning("registration lost (%s): registering again", why)
         self._secret = None
         self._stop_o2r()
+
+    async def _post(
+        self, url: str, authorization: str, seconds: float, body: bytes
+    ) -> httpx.Response:
+        """POST ``body`` (JSON) with ``Authorization``; the response, read whole."""
+        headers = {"Authorization": authorization, "Content-Type": "application/json"}
+        request = self._client.build_request(
+            "POST", url, content=body, headers=headers, timeout=seconds
+        )
+        request.stream = _Body(body)
+        return await self._client.send(request)
 
     # -- sessions --------------------------------------------------------------------
 
@@ -341,9 +371,7 @@ class RunnerRegistration:
         timeout = self.options.unregister_timeout
         with trio.CancelScope(shield=True), trio.move_on_after(timeout):
             try:
-                response = await self._client.post(
-                    url, headers={"Authorization": secret}, timeout=timeout
-                )
+                response = await self._post(url, secret, timeout, b"")
             except HTTP_FAILURES as exc:
                 log.warning("unregister from %s failed: %s", url, type(exc).__name__)
                 return False

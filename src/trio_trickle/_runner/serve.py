@@ -208,26 +208,49 @@ def serve(
     *,
     model_id: str | None = None,
     graceful_timeout: float = 2.0,
+    orchestrator_url: str | None = None,
+    orchestrator_secret: str | None = None,
+    app_name: str | None = None,
+    runner_url: str | None = None,
     **manager_options: Any,
 ) -> None:
     """Serve a pipeline (or a ``module:Class`` target) until SIGINT/SIGTERM; blocks.
 
     ``manager_options`` go to the ``StreamManager`` of a ``LivePipeline``
-    (``start_timeout``, ``stop_timeout``, ``settings``).
+    (``start_timeout``, ``stop_timeout``, ``settings``). ``orchestrator_url``
+    and the rest register the runner with a live-runner orchestrator, as
+    :func:`open_runner` does.
     """
     if isinstance(pipeline_or_target, str):
         pipeline = load_target(pipeline_or_target)
     else:
         pipeline = pipeline_or_target
     app = RunnerApp(pipeline, capacity=capacity, token=token, model_id=model_id, **manager_options)
-    trio.run(functools.partial(_serve_until_signal, app, host, port, graceful_timeout))
+    registration = {
+        "orchestrator_url": orchestrator_url,
+        "orchestrator_secret": orchestrator_secret,
+        "app_name": app_name,
+        "runner_url": runner_url,
+    }
+    if orchestrator_url is not None and not orchestrator_secret:
+        raise ValueError("orchestrator_url needs orchestrator_secret")
+    trio.run(
+        functools.partial(_serve_until_signal, app, host, port, graceful_timeout, registration)
+    )
 
 
-async def _serve_until_signal(app: RunnerApp, host: str, port: int, graceful: float) -> None:
+async def _serve_until_signal(
+    app: RunnerApp, host: str, port: int, graceful: float, registration: dict[str, Any]
+) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             async with open_runner(
-                app, host=host, port=port, graceful_timeout=graceful, freeze_gc=True
+                app,
+                host=host,
+                port=port,
+                graceful_timeout=graceful,
+                freeze_gc=True,
+                **registration,
             ) as handle:
                 log.info("%s serving on %s", type(app.pipeline).__name__, handle.url)
                 async for signum in signals:
