@@ -97,6 +97,9 @@ class OrchestratorApp:
         self.trickle = trickle
         self.effects = effects
         self.client = client
+        #: Set when the process stops: control requests get 503 from then on, so no
+        #: runner registers or session starts while the registry is being emptied.
+        self.closing = False
 
     @staticmethod
     def now() -> float:
@@ -122,6 +125,8 @@ class OrchestratorApp:
             await self.trickle(scope, receive, send)
             return
         try:
+            if self.closing:
+                raise ProtocolError("orchestrator shutting down", status=503)
             if parts is None:
                 raise InvalidMessage("invalid path: escaped '/' in a segment")
             await self._route(scope, receive, send, parts)

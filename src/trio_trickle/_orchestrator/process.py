@@ -175,7 +175,8 @@ async def open_orchestrator(config: OrchestratorConfig) -> AsyncIterator[Orchest
         binds: list[str] = await nursery.start(bound_then_serve)
         url = binds[0]
         registry = LiveRunnerRegistry(_registry_config(config, url))
-        app_slot.append(OrchestratorApp(config, registry, trickle, effects, client))
+        app = OrchestratorApp(config, registry, trickle, effects, client)
+        app_slot.append(app)
         handle = OrchestratorHandle(
             url=url, registry=registry, trickle=trickle, connections=stats, effects=effects
         )
@@ -226,6 +227,7 @@ async def open_orchestrator(config: OrchestratorConfig) -> AsyncIterator[Orchest
             yield handle
         finally:
             background.cancel()
+            app.closing = True
             effects.apply(
                 e for removal in registry.shutdown(trio.current_time()) for e in removal.effects
             )
