@@ -75,12 +75,15 @@ async def orchestrator() -> AsyncIterator[OrchestratorHandle]:
 
 @asynccontextmanager
 async def relay_runner(
-    orch: OrchestratorHandle, *, beat: float = 0.2
+    orch: OrchestratorHandle, *, beat: float = 0.2, pipeline: LivePipeline | None = None
 ) -> AsyncIterator[RunnerHandle]:
-    """A relay runner registered with ``orch``; ``beat``: its status heartbeat (an event)."""
+    """A runner of ``pipeline`` (a relay by default) registered with ``orch`` as :data:`APP`.
+
+    ``beat``: its status heartbeat, an event on the session's events channel.
+    """
     settings = SessionSettings(heartbeat_interval=beat, device="cpu", stop_timeout=2.0)
     async with open_runner(
-        Relay(),
+        pipeline if pipeline is not None else Relay(),
         orchestrator_url=orch.url,
         orchestrator_secret=SECRET,
         app_name=APP,
