@@ -44,6 +44,7 @@ from trio_trickle._sdk.live_pipeline import LivePipeline
 from trio_trickle._session.settings import SessionSettings
 from trio_trickle._telemetry.sinks import NullSink
 from trio_trickle._wire.live_runner_channels import ChannelsResponse
+from trio_trickle._wire.live_runner_discovery import DiscoveryResponse
 from trio_trickle._wire.live_runner_payment import SessionReservation
 
 SECRET = "orch-secret"
@@ -233,6 +234,7 @@ async def test_session_relays_video_params_and_events_then_stops() -> None:
                 first_event = await session.events().__anext__()
                 assert isinstance(first_event, dict)
             assert session.failures == []
+            assert sink.accepted > 0  # the runner's stream telemetry, relayed (TEL-041)
             assert held_sessions(orch) == []  # stopped on the way out (LR-128)
             await session.stop()  # idempotent
 
@@ -341,9 +343,84 @@ async def test_runner_release_swaps_and_swaps_are_bounded() -> None:
             assert held_sessions(orch) == []
 
 
+@pytest.mark.spec("LR-067", "LR-128")
+async def test_a_runner_that_cannot_start_is_stopped_and_named() -> None:
+    # The default starter asks the runner to make the channels (LR-114, LR-120);
+    # open_runner's /stream/start wants channel URLs instead and answers 400.
+    with trio.fail_after(20):
+        async with orchestrator() as orch, relay_runner(orch), relay_runner(orch):
+            with pytest.raises(LiveSessionFailed) as failed:
+                async with open_live_session(orch.url, APP):
+                    pytest.fail("no session expected")
+            assert len(failed.value.failures) == 2  # both tried, one at a time
+            for failure in failed.value.failures:
+                assert failure.session_id is not None
+                assert failure.reason.startswith("stream start failed")
+                assert "400" in failure.reason
+            assert held_sessions(orch) == []
+
+
 async def test_no_runner_for_the_app_fails_at_once() -> None:
     with trio.fail_after(20):
         async with orchestrator() as orch, relay_runner(orch):
             with pytest.raises(LiveSessionFailed, match="no runner of app 'nope'"):
                 async with open_live_session(orch.url, "nope"):
                     pytest.fail("no session expected")
+
+
+@pytest.mark.spec("LR-057", "LR-059", "LR-063", "LR-070")
+def test_candidates_keep_persistent_runners_of_the_app_with_room() -> None:
+    base = "http://o:1/apps"
+    answer = [
+        {
+            "address": "http://o:1",
+            "runners": [
+                {
+                    "url": f"{base}/full/session",
+                    "app": APP,
+                    "capacity": 1,
+                    "capacity_used": 1,
+                    "capacity_available": 0,
+                },
+                {
+                    "url": f"{base}/shot/app",
+                    "app": APP,
+                    "mode": "single-shot",
+                    "capacity": 1,
+                    "capacity_available": 1,
+                },
+                {"url": f"{base}/other/session", "app": "other", "capacity_available": 1},
+                {
+                    "url": f"{base}/cut/session",
+                    "app": APP,
+                    "capacity": 1,
+                    "capacity_used": 2,
+                    "capacity_available": -1,
+                },
+                {"app": APP, "capacity_available": 1},  # no url: skipped, not fatal (LR-063)
+                {
+                    "url": f"{base}/l40/session",
+                    "app": APP,
+                    "capacity_available": 1,
+                    "gpu": {"id": "0", "name": "NVIDIA L40S"},
+                },
+                {
+                    "url": f"{base}/h100/session",
+                    "app": APP,
+                    "capacity_available": 2,
+                    "gpu": {"id": "1", "name": "NVIDIA H100"},
+                    "price_info": {"price": 12, "currency": "wei", "unit": "seconds"},
+                },
+            ],
+        }
+    ]
+    found = DiscoveryResponse.from_wire(answer, skip_invalid_runners=True)
+
+    def routes(**kw: Any) -> list[str]:
+        return [c.route for c in candidates(found, app=APP, **kw)]
+
+    assert routes() == ["l40", "h100"]  # discovery order (LR-067 tries them in turn)
+    assert routes(gpu="h100") == ["h100"]
+    assert routes(gpu="0") == ["l40"]
+    assert routes(require_price=True) == ["h100"]
+    assert routes(exclude=frozenset({f"{base}/l40/session"})) == ["h100"]

@@ -17,7 +17,7 @@ import attrs
 import httpx
 import trio
 
-from .._client.http import HTTP_FAILURES, read_capped
+from .._client.http import HTTP_FAILURES, create_http_client, read_capped
 from .._errors import ProtocolError, TransportError
 from .._wire.live_runner_discovery import DiscoveryResponse, DiscoveryRunner
 
@@ -63,7 +63,7 @@ async def discover(
     """``GET {orchestrator_url}/discovery`` within ``within`` s; or :class:`DiscoveryFailed`."""
     url = discovery_url(orchestrator_url)
     own = client is None
-    http = client if client is not None else httpx.AsyncClient(trust_env=False)
+    http = client if client is not None else create_http_client()
     try:
         with trio.fail_after(within):
             async with http.stream("GET", url, timeout=within) as response:
@@ -87,13 +87,14 @@ async def discover(
 
 
 def _gpu_matches(runner: DiscoveryRunner, gpu: str) -> bool:
-    if runner.gpu is None:
+    """``gpu`` is the GPU's ID or index (exactly), or part of its name (not a bare number)."""
+    found = runner.gpu
+    if found is None:
         return False
     wanted = gpu.strip().lower()
-    names = (runner.gpu.id, runner.gpu.name)
-    return any(n is not None and wanted in n.lower() for n in names) or (
-        runner.gpu.index is not None and str(runner.gpu.index) == wanted
-    )
+    if wanted in ((found.id or "").lower(), "" if found.index is None else str(found.index)):
+        return True
+    return not wanted.isdigit() and found.name is not None and wanted in found.name.lower()
 
 
 def candidates(
@@ -108,9 +109,9 @@ def candidates(
 
     Kept: ``app`` equal to the runner's, a persistent session URL (LR-057; a
     single-shot runner has no sessions, LR-070), ``capacity_available`` above 0
-    (LR-059), ``gpu`` (a substring of the GPU's name or ID, or its index) when
-    given, a valid wei offer when ``require_price`` (LR-063), and a reservation
-    URL not in ``exclude``.
+    (LR-059), ``gpu`` (the GPU's ID or index, or part of its name) when
+    given, a valid wei offer when ``require_price`` (LR-063), and a
+    reservation URL not in ``exclude``.
     """
     out: list[RunnerCandidate] = []
     for entry in response.entries:
