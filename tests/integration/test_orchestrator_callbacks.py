@@ -180,7 +180,7 @@ async def test_runner_stop_publishes_release_then_closes_channels() -> None:
             assert again.status_code == 404
 
 
-@pytest.mark.spec("LR-044", "LR-047", "LR-048", "LR-049", "LR-142")
+@pytest.mark.spec("LR-044", "LR-047", "LR-048", "LR-049", "LR-091", "LR-142")
 async def test_o2r_carries_reserved_and_released_events() -> None:
     with trio.fail_after(10):
         async with served() as (handle, client):
@@ -208,22 +208,28 @@ async def test_o2r_keepalive_on_schedule() -> None:
 
 
 @pytest.mark.spec("LR-050")
-async def test_o2r_queue_drops_beyond_its_bound() -> None:
+async def test_o2r_events_never_wait_and_unwritable_ones_are_dropped() -> None:
     with trio.fail_after(10):
-        async with served(o2r_queue=2) as (handle, client):
+        async with served() as (handle, client):
             first = await register(client, capacity=5)
             runner_id = first["runner_id"]
-            # Five reservations with no checkpoint between them: the writer cannot
-            # run, so it holds the first (handed to it while it waited), its queue
-            # of 2 the next two, and the two newest are dropped.
-            for _ in range(5):
+            # Three reservations with no checkpoint between them: nothing is held
+            # unsent, every event is in the channel before the next one happens.
+            sessions = []
+            for _ in range(3):
                 result = handle.registry.reserve(runner_id, PaymentHeaders(), trio.current_time())
                 assert isinstance(result, Reserved)
                 handle.effects.apply(result.effects)
-            assert handle.o2r_stats.dropped == 2
-            events = await o2r_messages(client, first["o2r"]["url"], 3)
-            assert [e["event"] for e in events] == ["reserved"] * 3
+                sessions.append(result.session_id)
             assert handle.o2r_stats.written == 3
+            events = await o2r_messages(client, first["o2r"]["url"], 3)
+            assert [e["session"] for e in events] == sessions
+            # A channel deleted from outside: the event is dropped and counted, the
+            # reservation still stands.
+            assert (await client.delete(first["o2r"]["url"])).status_code == 200
+            await reserve(client, runner_id)
+            assert handle.o2r_stats.dropped == 1
+            assert len(handle.registry.runners()[0].session_ids) == 4
 
 
 @pytest.mark.spec("LR-149")

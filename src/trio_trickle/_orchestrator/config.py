@@ -2,8 +2,8 @@
 
 The registry's own timers (heartbeat interval and TTL, idle timeout, payment
 interval) live in :class:`~trio_trickle._registry.config.RegistryConfig`; the
-ones here belong to the process: the O2R keepalive (LR-046) and queue bound
-(LR-050), static health checks (LR-041), proxy and body limits.
+ones here belong to the process: the O2R keepalive (LR-046) and linger,
+static health checks (LR-041), proxy and body limits.
 """
 
 from __future__ import annotations
@@ -50,9 +50,8 @@ class OrchestratorConfig:
     trickle: ServerConfig = attrs.field(default=None, converter=_trickle_config)
     timeouts: HttpTimeouts = attrs.field(factory=HttpTimeouts)
     static_runners: tuple[StaticRunnerEntry, ...] = attrs.field(default=(), converter=tuple)
-    #: O2R keepalive period (LR-046) and unsent messages held per runner (LR-050).
+    #: O2R keepalive period (LR-046); events are written at once (see ``o2r``, LR-050).
     o2r_keepalive: float = attrs.field(default=10.0, validator=_positive)
-    o2r_queue: int = attrs.field(default=32, validator=_positive)
     #: How long a removed runner's O2R channel stays readable after its last event.
     o2r_linger: float = attrs.field(default=1.0, validator=_positive)
     #: Static runners' health checks: period and per-check timeout (LR-041).

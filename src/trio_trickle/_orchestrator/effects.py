@@ -72,7 +72,7 @@ class EffectRunner:
             if writer is None:
                 self.o2r_stats.dropped += 1
             else:
-                writer.queue(effect)
+                writer.send(effect)
         elif isinstance(effect, CloseO2R):
             closing = self.o2r.pop(effect.channel_name, None)
             if closing is not None:
@@ -104,7 +104,6 @@ class EffectRunner:
         writer = O2RWriter(
             self.server,
             name,
-            queue=self.config.o2r_queue,
             keepalive=self.config.o2r_keepalive,
             linger=self.config.o2r_linger,
             stats=self.o2r_stats,
@@ -124,7 +123,7 @@ class EffectRunner:
             self.writers.discard(writer)
 
     async def drain(self) -> None:
-        """Wait until every closed writer has written its queue and ended (shutdown)."""
+        """Wait until every writer has ended and deleted its channel (shutdown)."""
         self.shutting_down.set()
         for writer in list(self.writers):
             await writer.done.wait()

@@ -1,20 +1,21 @@
 """Writing the orchestrator's own segments: the O2R channels and session events.
 
-Each registered runner gets one :class:`O2RWriter`, a task in the
-orchestrator's nursery fed by a bounded queue. Drop policy (LR-050): the queue
-holds at most ``o2r_queue`` (32) unsent messages besides the one the writer
-has taken (written at once, in-process); a message queued onto a full
-queue is dropped (the newest, as master's non-blocking send drops it), logged
-and counted, and never blocks the request that caused it. A runner that missed
-a ``released`` event learns it from its next heartbeat (LR-149). The writer
-sends ``{"keep":"alive"}`` every ``o2r_keepalive`` seconds (LR-046); each
-segment holds one JSON object (LR-049). Closing the queue
-(``CloseO2R``) lets the writer write what is queued, keep the channel readable
-for ``o2r_linger`` seconds, then delete it (LR-040).
+Each registered runner gets one :class:`O2RWriter`. Events are written when
+the registry's effect is applied, in-process into the mounted trickle server,
+before the request that caused them is answered: a runner already reading its
+channel has the ``reserved``/``released`` event (LR-047, LR-048) before the
+client has its answer, and before any later heartbeat answer could tell it the
+same thing without a reason (LR-142). Each segment holds one JSON object (LR-049).
 
-Segments are written in-process into the mounted trickle server (no HTTP
-round trip); a channel deleted from outside, or one whose next segment a
-client holds, makes the write a logged drop, never an error.
+Drop policy (LR-050): nothing waits to be sent, so the 32-message bound is
+never reached; a message is dropped only when it cannot be written at all (the
+channel was deleted from outside, or a client holds its next segment), which is
+logged and counted in :class:`O2RStats`. What a slow runner can miss is what
+the channel's ring no longer holds; it learns those releases from its next
+heartbeat (LR-149). The writer's task sends ``{"keep":"alive"}`` every
+``o2r_keepalive`` seconds (LR-046); :meth:`O2RWriter.close` (``CloseO2R``, after
+the removed runner's events, LR-040) keeps the channel readable for
+``o2r_linger`` seconds, then deletes it.
 """
 
 from __future__ import annotations
@@ -68,14 +69,13 @@ class O2RStats:
 
 
 class O2RWriter:
-    """One runner's O2R channel: a bounded queue and the task that writes it."""
+    """One runner's O2R channel: events written at once, keepalives from a task."""
 
     def __init__(
         self,
         server: TrickleServer,
         channel_name: str,
         *,
-        queue: int,
         keepalive: float,
         linger: float,
         stats: O2RStats,
@@ -87,49 +87,45 @@ class O2RWriter:
         self.linger = linger
         self.stats = stats
         self.hurry = hurry
+        self.closed = trio.Event()
         #: Set once the writer has ended and its channel is deleted.
         self.done = trio.Event()
-        self._send, self._receive = trio.open_memory_channel[SendSessionEvent](queue)
 
-    def queue(self, event: SendSessionEvent) -> bool:
-        """Queue ``event`` without waiting; False (dropped, LR-050) when full or closed."""
-        try:
-            self._send.send_nowait(event)
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+    def send(self, event: SendSessionEvent) -> bool:
+        """Write ``event`` now; False (dropped, counted) when it cannot be written."""
+        if self.closed.is_set():
             self.stats.dropped += 1
-            log.warning("O2R queue of %s full: dropped %s", self.channel_name, event.event)
             return False
+        if not self._write(event.message(datetime.now(UTC))):
+            log.warning("O2R %s: dropped %s %s", self.channel_name, event.event, event.session_id)
+            return False
+        self.stats.written += 1
         return True
 
     def close(self) -> None:
-        """No more events: write what is queued, linger, then delete the channel."""
-        self._send.close()
+        """No more events: keep the channel readable for ``linger`` s, then delete it."""
+        self.closed.set()
 
-    def _write(self, body: dict[str, object]) -> None:
-        if not write_segment(self.server, self.channel_name, dump_json(body)):
-            self.stats.dropped += 1
-            log.info("O2R channel %s cannot be written", self.channel_name)
+    def _write(self, body: dict[str, object]) -> bool:
+        if write_segment(self.server, self.channel_name, dump_json(body)):
+            return True
+        self.stats.dropped += 1
+        return False
 
     async def run(self) -> None:
-        """Write events as they come, keepalives between; until closed or cancelled."""
-        due = trio.current_time() + self.keepalive
+        """Keepalives until closed (or cancelled), the linger, then the channel's deletion."""
         try:
-            while True:
+            due = trio.current_time() + self.keepalive
+            while not self.closed.is_set():
                 with trio.move_on_at(due):
-                    try:
-                        event = await self._receive.receive()
-                    except trio.EndOfChannel:
-                        break
-                    self._write(event.message(datetime.now(UTC)))
-                    self.stats.written += 1
-                    continue
-                self._write(O2RKeepalive().to_wire())
-                self.stats.keepalives += 1
+                    await self.closed.wait()
+                    break
+                if self._write(O2RKeepalive().to_wire()):
+                    self.stats.keepalives += 1
                 due += self.keepalive
             with trio.move_on_after(self.linger):
                 await self.hurry.wait()
         finally:
-            self._receive.close()
             if self.channel_name in self.server.core.channels:
                 self.server.delete_channel(self.channel_name)
             self.done.set()

@@ -231,8 +231,8 @@ async def open_orchestrator(config: OrchestratorConfig) -> AsyncIterator[Orchest
             effects.apply(
                 e for removal in registry.shutdown(trio.current_time()) for e in removal.effects
             )
-            # Every runner's released events reach its O2R channel before the channel
-            # closes (LR-040): the writers drain their queues, without lingering.
+            # Every runner's released events are in its O2R channel (written as the
+            # effects applied, LR-040); the writers end without lingering.
             with trio.CancelScope(shield=True), trio.move_on_after(config.graceful_timeout):
                 await effects.drain()
             trickle.close_all()
