@@ -12,7 +12,7 @@ Modules:
 
 * ``config``: :class:`~.config.OrchestratorConfig`, the process's settings.
 * ``http``: reading a request (bounded) and writing plain-text/JSON answers.
-* ``o2r``: the per-runner O2R writer (bounded queue, keepalive) and local segment writes.
+* ``o2r``: the per-runner O2R writer (events written at once, keepalive, linger).
 * ``effects``: performs the registry's effect values, in order, without awaiting.
 * ``proxy``: the session reverse proxy (streamed both ways through httpx).
 * ``app``: the ASGI app: routing, the control endpoints, the trickle mount.

@@ -1,9 +1,9 @@
 """Performing the registry's effects, in the order it lists them.
 
 Every effect is done without awaiting: creating and deleting trickle channels
-and writing a segment are in-process calls into the mounted server, queueing
-an O2R event is a non-blocking send, and starting or closing an O2R writer
-only schedules its task. So an operation and its effects run with no
+and writing a segment (an O2R event, a release on the events channel) are
+in-process calls into the mounted server, and starting or closing an O2R
+writer only schedules its task or sets its event. So an operation and its effects run with no
 checkpoint in between: a cancelled or disconnected request can never leave a
 reservation without its ``reserved`` event, or a release without its channel
 close. A failing effect is logged and the next one still runs.
