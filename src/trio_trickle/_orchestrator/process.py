@@ -12,7 +12,7 @@ may drive them with short intervals:
   per check (LR-041, LR-042).
 
 On exit every runner is removed with reason ``orchestrator_shutdown`` (their
-events queued, their channels closed), then the listener stops gracefully.
+events written, their channels closed), then the listener stops gracefully.
 """
 
 from __future__ import annotations
@@ -237,5 +237,5 @@ async def open_orchestrator(config: OrchestratorConfig) -> AsyncIterator[Orchest
                 await effects.drain()
             trickle.close_all()
             shutdown.set()
-            # O2R writers write what is queued, then linger: cut that short on the way out.
+            # Whatever is still running (a proxied stream, a lingering writer) gets this long.
             nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
