@@ -352,3 +352,23 @@ async def test_stop_releases_on_a_lapsed_runner_not_yet_removed() -> None:
             assert stop.headers["Livepeer-Session-Release-Reason"] == "client_stop"
             (view,) = handle.registry.runners()  # still there: the reaper has not run
             assert view.session_ids == ()
+
+
+async def test_a_body_that_never_arrives_is_answered_408() -> None:
+    with trio.fail_after(10):
+        async with served(body_timeout=0.2) as (handle, _client):
+            host, port = handle.url.removeprefix("http://").rsplit(":", 1)
+            stream = await trio.open_tcp_stream(host, int(port))
+            async with stream:
+                head = (
+                    "POST /runners/heartbeat HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+                )
+                await stream.send_all(head.encode())
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    chunk = await stream.receive_some(4096)
+                    assert chunk
+                    answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408")
+            assert handle.registry.runners() == ()
