@@ -64,6 +64,7 @@ from .reservation import ReservationRefused, reserve, stop_session
 __all__ = [
     "LiveSession",
     "LiveSessionFailed",
+    "LiveSessionOptions",
     "RunnerFailure",
     "SessionChannels",
     "SessionStarter",
@@ -249,6 +250,8 @@ class _Attempt:
         self.input_since: float | None = None
         self.poke = trio.Event()
         self.ended = False
+        #: Ends this session with a reason (set while it serves).
+        self.end: Callable[[str], None] = lambda _reason: None
 
     def failure(self, reason: str) -> RunnerFailure:
         return RunnerFailure(
@@ -380,8 +383,9 @@ class LiveSession:
     async def publish(self, segment: bytes | bytearray | memoryview) -> bool:
         """Publish one MPEG-TS segment into the session's input channel.
 
-        Returns False when the segment was dropped because the session serving
-        it ended while it was sent (a swap is under way; live video moves on).
+        Returns False when the segment was dropped because the input channel
+        failed or closed under it: that session is over and the next one takes
+        the following segments (live video moves on).
         Raises :class:`LiveSessionFailed` once the session failed for good.
         """
         attempt = await self._serving()
@@ -394,11 +398,12 @@ class LiveSession:
         try:
             async with attempt.input_lock:
                 await attempt.publisher.write_segment(segment)
-        except TrickleError:
-            if attempt.ended or attempt is not self._current:
-                self.dropped_input += 1
-                return False
-            raise
+        except TrickleError as exc:
+            # The input channel is gone (a release) or broken: this session is over,
+            # the next one takes the following segments.
+            attempt.end(f"input channel failed: {exc}")
+            self.dropped_input += 1
+            return False
         return True
 
     async def publish_segments(self, segments: AsyncIterable[bytes]) -> int:
@@ -501,9 +506,8 @@ class LiveSession:
         try:
             async with attempt.control_lock:
                 await attempt.control.write(self._params)
-        except TrickleError:
-            if not (attempt.ended or attempt is not self._current):
-                raise
+        except TrickleError as exc:
+            attempt.end(f"control channel failed: {exc}")  # the next session gets the params
 
     async def stop(self) -> None:
         """Stop the session for good: idempotent; the reservation is released on the way out."""
@@ -627,6 +631,8 @@ class LiveSession:
                     if not reasons:
                         reasons.append(reason)
                     nursery.cancel_scope.cancel()
+
+                attempt.end = end
 
                 nursery.start_soon(self._read_events, attempt, end)
                 if channels.output_url is not None:
