@@ -124,17 +124,26 @@ class OrchestratorApp:
             self._note_channel_traffic(scope["method"], parts[2:])
             await self.trickle(scope, receive, send)
             return
+        started = False
+
+        async def tracked(message: dict[str, object]) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
         try:
             if self.closing:
                 raise ProtocolError("orchestrator shutting down", status=503)
             if parts is None:
                 raise InvalidMessage("invalid path: escaped '/' in a segment")
-            await self._route(scope, receive, send, parts)
+            await self._route(scope, receive, tracked, parts)
         except ProtocolError as error:
-            await answer_error(send, error)
+            if not started:
+                await answer_error(send, error)
         except Exception:
             log.exception("orchestrator request %s %s failed", scope["method"], scope["path"])
-            await answer_text(send, 500, "internal error")
+            if not started:  # else the unfinished answer makes the server close the connection
+                await answer_text(send, 500, "internal error")
 
     def _note_channel_traffic(self, method: str, rest: list[str]) -> None:
         """A publish or subscribe on a session channel keeps the session alive (LR-137)."""
