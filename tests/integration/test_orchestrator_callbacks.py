@@ -335,3 +335,16 @@ async def test_channel_deleted_by_a_publisher_is_made_again_on_request() -> None
             again = await client.post(path, json=body, headers=token)
             assert again.json() == first.json()
             assert f"{sid}-out" in handle.trickle.core.channels
+
+
+@pytest.mark.spec("LR-112", "LR-113")
+async def test_callbacks_check_runner_session_and_token_before_the_body() -> None:
+    with trio.fail_after(10):
+        async with served() as (handle, client):
+            _first, runner_id, sid, token = await _session(handle, client)
+            path = f"/runner/{runner_id}/session/{sid}/channels"
+            forged = {"Livepeer-Session-Token": "forged"}
+            assert (await client.post(path, content=b"{", headers=forged)).status_code == 401
+            other = f"/runner/{runner_id}/session/session_none/proxy"
+            assert (await client.post(other, content=b"{", headers=token)).status_code == 404
+            assert (await client.post(path, content=b"{", headers=token)).status_code == 400

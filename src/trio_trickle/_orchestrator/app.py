@@ -23,6 +23,7 @@ and answered 500 ``internal error``, never with exception text.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -31,7 +32,7 @@ import trio
 
 from .._errors import InvalidMessage, ProtocolError
 from .._registry.activity import LocalRoute, ProxyTarget
-from .._registry.errors import RegistryError
+from .._registry.errors import RegistryError, Unauthorized
 from .._registry.registry import LiveRunnerRegistry
 from .._registry.reservation import (
     Challenge,
@@ -211,6 +212,9 @@ class OrchestratorApp:
         method = scope["method"]
         token = header(scope, TOKEN_HEADER)
         cfg = self.config
+        if action not in ("channels", "proxy", "stop"):
+            raise ProtocolError("404 page not found", status=404)
+        self._authorize(route, sid, token)
         if action == "channels":
             self._allow(method, "POST", "DELETE")
             body = await read_json(scope, receive, cfg.max_body_bytes, cfg.body_timeout, action)
@@ -245,6 +249,16 @@ class OrchestratorApp:
             await answer(send, 204)
         else:
             raise ProtocolError("404 page not found", status=404)
+
+    def _authorize(self, route: str, sid: str, token: str) -> None:
+        """Runner and session (404, LR-113), then the token (401, LR-112), before the body.
+
+        The registry checks both again when it acts; checking first here keeps
+        master's order, so a bad body from a caller without the token is a 401.
+        """
+        expected = self.registry.session_target(route, sid, "", self.now()).headers
+        if not hmac.compare_digest(token.encode(), expected.session_token.encode()):
+            raise Unauthorized("invalid authorization")
 
     def _check_channel_room(self, sid: str, request: ChannelsRequest) -> None:
         """503 before anything changes when the trickle server could not hold the new channels.
