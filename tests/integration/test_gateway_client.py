@@ -27,6 +27,7 @@ import httpx
 import pytest
 import trio
 
+from trio_trickle._client.http import create_http_client
 from trio_trickle._gateway.discovery import candidates, discover
 from trio_trickle._gateway.live_session import (
     LiveSession,
@@ -255,6 +256,30 @@ async def test_cancel_mid_stream_leaves_no_session_or_task() -> None:
             assert len(trio.lowlevel.current_task().child_nurseries) == before
             found = await discover(orch.url)
             assert found.entries[0].runners[0].capacity_used == 0
+
+
+def busy_connections(client: httpx.AsyncClient) -> list[Any]:
+    """The client's pooled connections still carrying a request (httpcore's pool)."""
+    pool = client._transport._pool  # type: ignore[attr-defined]
+    return [c for c in pool.connections if not (c.is_idle() or c.is_closed())]
+
+
+@pytest.mark.spec("LR-128")
+async def test_cancel_mid_stream_leaves_the_callers_client_idle() -> None:
+    with trio.fail_after(30):
+        async with orchestrator() as orch, relay_runner(orch), create_http_client() as client:
+            with trio.CancelScope() as cancel:
+                async with open_live_session(
+                    orch.url, APP, client=client, starter=relay_starter(orch)
+                ) as session:
+                    await stream(session, 1)
+                    assert busy_connections(client)  # publisher, readers, long polls
+                    cancel.cancel()
+                    await trio.sleep_forever()
+            assert cancel.cancelled_caught
+            assert busy_connections(client) == []
+            assert not client.is_closed  # the caller's client stays the caller's
+            assert held_sessions(orch) == []
 
 
 @pytest.mark.spec("LR-067", "LR-087")
