@@ -27,6 +27,8 @@ import trio
 
 from .._registry.config import RegistryConfig
 from .._registry.errors import RegistryError
+from .._registry.payment import PaymentVerifier
+from .._registry.pricing import PriceFeed
 from .._registry.registry import LiveRunnerRegistry
 from .._registry.static import StaticRunnerEntry
 from .._server.connections import ConnectionStats, http_config, serve_asgi
@@ -132,8 +134,17 @@ async def _register_static(
 
 
 @asynccontextmanager
-async def open_orchestrator(config: OrchestratorConfig) -> AsyncIterator[OrchestratorHandle]:
-    """Serve an orchestrator on ``config.host:config.port`` for the duration of the block."""
+async def open_orchestrator(
+    config: OrchestratorConfig,
+    *,
+    verifier: PaymentVerifier | None = None,
+    price_feed: PriceFeed | None = None,
+) -> AsyncIterator[OrchestratorHandle]:
+    """Serve an orchestrator on ``config.host:config.port`` for the duration of the block.
+
+    ``verifier`` and ``price_feed`` are the registry's payment seams (an onchain
+    registry needs both); by default payments are offchain and no rate is known.
+    """
     trickle = TrickleServer(config.trickle)
     stats = ConnectionStats()
     shutdown = trio.Event()
@@ -174,7 +185,9 @@ async def open_orchestrator(config: OrchestratorConfig) -> AsyncIterator[Orchest
 
         binds: list[str] = await nursery.start(bound_then_serve)
         url = binds[0]
-        registry = LiveRunnerRegistry(_registry_config(config, url))
+        registry = LiveRunnerRegistry(
+            _registry_config(config, url), verifier=verifier, price_feed=price_feed
+        )
         app = OrchestratorApp(config, registry, trickle, effects, client)
         app_slot.append(app)
         handle = OrchestratorHandle(
