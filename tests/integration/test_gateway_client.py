@@ -212,7 +212,7 @@ async def test_reserve_and_stop_answers() -> None:
             assert held_sessions(orch) == []
 
 
-@pytest.mark.spec("LR-067", "LR-068", "LR-089", "LR-107", "LR-120", "LR-128", "LR-138")
+@pytest.mark.spec("LR-067", "LR-068", "LR-089", "LR-107", "LR-120", "LR-128")
 async def test_session_relays_video_params_and_events_then_stops() -> None:
     sink = NullSink()
     with trio.fail_after(30):
