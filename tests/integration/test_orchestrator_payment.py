@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trio
 
-from tests.integration.orchestrator_support import SECRET, register
+from tests.integration.orchestrator_support import SECRET, o2r_messages, register
 from tests.unit.test_registry_support import PAYER, WEI_PER_USD, FakeVerifier
 from trio_trickle._orchestrator.config import OrchestratorConfig
 from trio_trickle._orchestrator.process import OrchestratorHandle, open_orchestrator
@@ -125,3 +125,30 @@ async def test_bad_payments_are_refused_and_reserve_nothing() -> None:
             assert view.session_ids == ()
             stop = await client.post(f"{path}/m1/stop")
             assert stop.headers["Livepeer-Session-Release-Reason"] == "payment_rejected"
+
+
+@pytest.mark.spec("LR-093", "LR-094")
+async def test_debit_monitor_releases_a_session_its_balance_no_longer_covers() -> None:
+    verifier = FakeVerifier(credit=WEI_PER_SECOND + 1)  # one second of service
+
+    def registry(url: str) -> RegistryConfig:
+        return RegistryConfig(
+            service_uri=url, orchestrator_secret=SECRET, onchain=True, payment_interval=0.05
+        )
+
+    config = OrchestratorConfig(secret=SECRET, registry=registry)
+    feed = StaticPriceFeed(rate=WEI_PER_USD)
+    with trio.fail_after(10):
+        async with (
+            open_orchestrator(config, verifier=verifier, price_feed=feed) as handle,
+            httpx.AsyncClient(base_url=handle.url, timeout=10) as client,
+        ):
+            first = await register(client, price_info=PRICE)
+            path = f"/apps/{first['runner_id']}/session"
+            paid = await client.post(path, json={}, headers=_paid("m1"))
+            assert paid.status_code == 200, paid.text
+            # The runner's O2R channel says when and why the session ended.
+            _reserved, released = await o2r_messages(client, first["o2r"]["url"], 2)
+            assert released["reason"] == "payment_failed"
+            assert verifier.debits  # it was billed while the balance lasted
+            assert handle.registry.runners()[0].session_ids == ()
