@@ -152,3 +152,30 @@ async def test_debit_monitor_releases_a_session_its_balance_no_longer_covers() -
             assert released["reason"] == "payment_failed"
             assert verifier.debits  # it was billed while the balance lasted
             assert handle.registry.runners()[0].session_ids == ()
+
+
+@pytest.mark.spec("LR-095", "LR-097", "LR-098", "LR-099")
+async def test_top_ups_on_a_paid_session() -> None:
+    verifier = FakeVerifier()
+    with trio.fail_after(10):
+        async with onchain(verifier) as (_handle, client):
+            runner_id = (await register(client, price_info=PRICE))["runner_id"]
+            path = f"/apps/{runner_id}/session"
+            assert (await client.post(path, json={}, headers=_paid("m1"))).status_code == 200
+            topped = await client.post(f"{path}/m1/payment", headers=_paid("m1"))
+            assert topped.status_code == 200
+            other = await client.post(f"{path}/m1/payment", headers=_paid("m2"))
+            assert other.status_code == 403
+            assert other.text == "mismatched session and payment manifest\n"
+            verifier.rejected_senders.add(PAYER)
+            rejected = await client.post(f"{path}/m1/payment", headers=_paid("m1"))
+            assert rejected.status_code == 400
+            fixed = await register(client, price_info={**PRICE, "unit": "fixed"})
+            fixed_path = f"/apps/{fixed['runner_id']}/session"
+            listed = (await client.get("/discovery")).json()[0]["runners"]
+            (price,) = [r["price_info"] for r in listed if fixed["runner_id"] in r["url"]]
+            verifier.rejected_senders.clear()
+            reserved = await client.post(fixed_path, json={}, headers=_paid("f1", price["price"]))
+            assert reserved.status_code == 200, reserved.text
+            no_top_up = await client.post(f"{fixed_path}/f1/payment", headers=_paid("f1"))
+            assert no_top_up.status_code == 409
