@@ -67,7 +67,7 @@ async def test_onchain_discovery_advertises_wei_and_refuses_unpriced_runners() -
             }
 
 
-@pytest.mark.spec("LR-073", "LR-074", "LR-075", "LR-080", "LR-085", "LR-089")
+@pytest.mark.spec("LR-073", "LR-074", "LR-075", "LR-085", "LR-086", "LR-089")
 async def test_challenge_then_paid_retry_reserves_the_manifest_id() -> None:
     verifier = FakeVerifier()
     with trio.fail_after(10):
@@ -154,7 +154,7 @@ async def test_debit_monitor_releases_a_session_its_balance_no_longer_covers() -
             assert handle.registry.runners()[0].session_ids == ()
 
 
-@pytest.mark.spec("LR-095", "LR-097", "LR-098", "LR-099")
+@pytest.mark.spec("LR-097", "LR-098", "LR-099")
 async def test_top_ups_on_a_paid_session() -> None:
     verifier = FakeVerifier()
     with trio.fail_after(10):
