@@ -19,14 +19,15 @@ the app behind ``app_url``, so it is a :data:`SessionStarter`. The default,
 the answer as the runner's callback answered them (``{"channels":[…]}``,
 names ``in``, ``out``, ``control``, ``events``).
 
-Watchdogs: no event for ``event_timeout`` (the runner's status heartbeat is an
-event), or no output for ``output_timeout`` once input is flowing, ends the
-session with that reason; so does the release the orchestrator publishes on
-the events channel (LR-143) or the end of a channel. The session is then
-stopped and the next runner reserved, at most ``max_swaps`` times, each from
-a fresh discovery without the runners that already failed; after that every
-use of the handle raises :class:`LiveSessionFailed`, naming each runner and
-why it failed.
+Watchdogs (:mod:`.serving_attempt`): no event for ``event_timeout`` (the
+runner's status heartbeat is an event), or no output for ``output_timeout``
+once input is flowing, ends the session with that reason; so does the release
+the orchestrator publishes on the events channel (LR-143) or the end of a
+channel. The session is then stopped and the next runner reserved
+(:mod:`.session_supervisor`), at most ``max_swaps`` times, each from a fresh
+discovery without the runners that already failed; after that every use of
+the handle raises :class:`LiveSessionFailed`, naming each runner and why it
+failed.
 
 Structured concurrency: everything runs in a nursery this context manager
 owns; leaving the block (normally, by an error, or by cancellation) cancels it
@@ -37,68 +38,39 @@ connection or reservation outlives the block.
 from __future__ import annotations
 
 import importlib
-import logging
-import math
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import httpx
 import trio
 
-from .._client.channels import JsonSegmentWriter
-from .._client.http import HTTP_FAILURES, create_http_client
-from .._client.publisher import TricklePublisher
-from .._client.subscriber import TrickleSubscriber
+from .._client.http import create_http_client
 from .._errors import ChannelClosed, ProtocolError, TrickleError
-from .._telemetry.sinks import NullSink, TelemetrySink
+from .._telemetry.sinks import TelemetrySink
 from .._wire.live_runner_payment import SessionReservation
-from .._wire.telemetry import TelemetryEvent
-from .discovery import DiscoveryFailed, RunnerCandidate, candidates, discover
-from .events import read_stream_events
-from .reservation import ReservationRefused, reserve, stop_session
+from .discovery import candidates, discover
+from .serving_attempt import ServingAttempt
 from .session_setup import (
     LiveSessionFailed,
     LiveSessionOptions,
-    RunnerFailure,
     SessionChannels,
     SessionStarter,
     start_via_app,
 )
+from .session_supervisor import SessionSupervisor
 
 __all__ = [
     "LiveSession",
     "LiveSessionFailed",
     "LiveSessionOptions",
-    "RunnerFailure",
     "SessionChannels",
     "SessionStarter",
     "open_live_session",
     "start_via_app",
 ]
 
-log = logging.getLogger("trio_trickle.gateway")
-
 T = TypeVar("T")
-
-#: Largest output segment kept in memory (a few seconds of video).
-MAX_OUTPUT_SEGMENT = 64 * 1024 * 1024
-_KEEPALIVE = {"keep": "alive"}
-#: What a failed stream start raises: the next runner is tried.
-_START_FAILURES: tuple[type[Exception], ...] = (TrickleError, trio.TooSlowError, *HTTP_FAILURES)
-
-
-def _with_release(reason: str, released: str | None) -> str:
-    """Why a session ended, told by the orchestrator's release reason when it has one.
-
-    A channel that closes or ends is the sign of a release, not its cause: the
-    reason our stop was answered with (LR-145) says why (LR-147).
-    """
-    if released is None or released == "client_stop" or reason.startswith("session released"):
-        return reason
-    if "channel" in reason:
-        return f"session released: {released}"
-    return f"{reason} (released: {released})"
 
 
 class _Outlet(Generic[T]):
@@ -120,119 +92,12 @@ class _Outlet(Generic[T]):
             raise StopAsyncIteration from None
 
 
-class _WatchedSink:
-    """Forwards to the caller's sink and notes that an event arrived (the watchdog)."""
+class LiveSession(SessionSupervisor):
+    """A running live session; made by :func:`open_live_session`, not directly.
 
-    def __init__(self, inner: TelemetrySink, on_emit: Callable[[], None]) -> None:
-        self.inner = inner
-        self._on_emit = on_emit
-
-    @property
-    def accepted(self) -> int:
-        return self.inner.accepted
-
-    @property
-    def delivered(self) -> int:
-        return self.inner.delivered
-
-    @property
-    def dropped(self) -> int:
-        return self.inner.dropped
-
-    @property
-    def failed(self) -> int:
-        return self.inner.failed
-
-    def emit(self, event: TelemetryEvent) -> None:
-        self._on_emit()
-        self.inner.emit(event)
-
-    async def run(self) -> None:
-        await self.inner.run()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-class _Attempt:
-    """One reserved session on one runner, while it serves."""
-
-    def __init__(
-        self, candidate: RunnerCandidate, reservation: SessionReservation, channels: SessionChannels
-    ) -> None:
-        self.candidate = candidate
-        self.reservation = reservation
-        self.channels = channels
-        self.publisher: TricklePublisher | None = None
-        self.control: JsonSegmentWriter | None = None
-        # One segment open at a time per publisher: writers take turns.
-        self.input_lock = trio.StrictFIFOLock()
-        self.control_lock = trio.StrictFIFOLock()
-        now = trio.current_time()
-        self.last_event = now
-        self.last_output = now
-        self.input_since: float | None = None
-        self.poke = trio.Event()
-        self.ended = False
-        #: Ends this session with a reason (set while it serves).
-        self.end: Callable[[str], None] = lambda _reason: None
-
-    def failure(self, reason: str) -> RunnerFailure:
-        return RunnerFailure(
-            orchestrator=self.candidate.orchestrator,
-            runner_url=self.candidate.reserve_url,
-            session_id=self.reservation.session_id,
-            reason=reason,
-        )
-
-
-class LiveSession:
-    """A running live session; made by :func:`open_live_session`, not directly."""
-
-    def __init__(
-        self,
-        orchestrator_url: str,
-        app: str,
-        client: httpx.AsyncClient,
-        *,
-        params: Mapping[str, Any] | None,
-        gpu: str | None,
-        sink: TelemetrySink | None,
-        starter: SessionStarter,
-        options: LiveSessionOptions,
-        first: list[RunnerCandidate],
-    ) -> None:
-        self.orchestrator_url = orchestrator_url
-        self.app = app
-        self.options = options
-        #: Every runner that failed this session, in order.
-        self.failures: list[RunnerFailure] = []
-        #: Sessions replaced after a failure so far.
-        self.swaps = 0
-        #: Output segments and pipeline events dropped because nobody read them in time.
-        self.dropped_output = 0
-        self.dropped_events = 0
-        #: Input segments dropped while a session was being replaced.
-        self.dropped_input = 0
-        #: The error that ended the session for good, if one did.
-        self.failure: LiveSessionFailed | None = None
-        self._client = client
-        self._params = dict(params) if params is not None else None
-        self._gpu = gpu
-        self._sink = sink if sink is not None else NullSink()
-        self._starter = starter
-        self._first = first
-        self._tried: set[str] = set()
-        self._current: _Attempt | None = None
-        self._changed = trio.Event()
-        self._settled = trio.Event()  # the first session serves, or the first one failed
-        self._stopped = False
-        self._done = trio.Event()  # the supervisor has returned: nothing is reserved
-        self._scope = trio.CancelScope()
-        self._out_send, self._out_recv = trio.open_memory_channel[bytes](options.buffer)
-        self._ev_send, self._ev_recv = trio.open_memory_channel[dict[str, Any]](options.buffer)
-
-    # -- what the caller sees --------------------------------------------------------
+    What the caller uses; the state it reads and the task that keeps a
+    runner serving are :class:`~.session_supervisor.SessionSupervisor`'s.
+    """
 
     @property
     def reservation(self) -> SessionReservation | None:
@@ -256,11 +121,7 @@ class LiveSession:
     def closed(self) -> bool:
         return self._stopped or self.failure is not None
 
-    def _note(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def _serving(self) -> _Attempt:
+    async def _serving(self) -> ServingAttempt:
         """The session serving now; waits through a swap, raises once it is over."""
         while True:
             if self.failure is not None:
@@ -411,220 +272,6 @@ class LiveSession:
             self._scope.cancel()
             self._note()
         await self._done.wait()
-
-    # -- the supervisor ----------------------------------------------------------------
-
-    async def _run(self) -> None:
-        """Serve, swap on failure, give up after ``max_swaps``; closes the outlets on exit."""
-        try:
-            with self._scope:
-                await self._supervise()
-        except LiveSessionFailed as exc:
-            self.failure = exc
-            log.warning("%s", exc)
-        finally:
-            self._current = None
-            self._out_send.close()
-            self._ev_send.close()
-            self._settled.set()
-            self._done.set()
-            self._note()
-
-    async def _supervise(self) -> None:
-        while True:
-            attempt = await self._open_next()
-            try:
-                reason = await self._serve(attempt)
-            finally:
-                attempt.ended = True
-                if self._current is attempt:
-                    self._current = None
-                self._note()
-                stopped = await stop_session(
-                    self._client, attempt.reservation, within=self.options.stop_timeout
-                )
-            reason = _with_release(reason, stopped.reason)
-            self.failures.append(attempt.failure(reason))
-            log.warning("live session %s failed: %s", attempt.reservation.session_id, reason)
-            if self.swaps >= self.options.max_swaps:
-                raise LiveSessionFailed(f"gave up after {self.swaps} swaps", tuple(self.failures))
-            self.swaps += 1
-            self._note()
-
-    async def _open_next(self) -> _Attempt:
-        """Reserve the next candidate that stands and start its stream (LR-067: one at a time)."""
-        pending = self._first
-        self._first = []
-        if not pending:
-            try:
-                found = await discover(
-                    self.orchestrator_url, client=self._client, within=self.options.request_timeout
-                )
-            except DiscoveryFailed as exc:
-                raise LiveSessionFailed(str(exc), tuple(self.failures)) from exc
-            pending = candidates(found, app=self.app, gpu=self._gpu, exclude=frozenset(self._tried))
-        for candidate in pending:
-            if candidate.reserve_url in self._tried:
-                continue
-            self._tried.add(candidate.reserve_url)
-            try:
-                reservation = await reserve(
-                    self._client, candidate.reserve_url, within=self.options.request_timeout
-                )
-            except ReservationRefused as exc:
-                self.failures.append(
-                    RunnerFailure(
-                        orchestrator=candidate.orchestrator,
-                        runner_url=candidate.reserve_url,
-                        reason=exc.reason,
-                    )
-                )
-                continue
-            try:
-                channels = await self._starter(self._client, reservation, self._params)
-            except BaseException as exc:
-                await stop_session(self._client, reservation, within=self.options.stop_timeout)
-                if not isinstance(exc, _START_FAILURES):
-                    raise
-                self.failures.append(
-                    RunnerFailure(
-                        orchestrator=candidate.orchestrator,
-                        runner_url=candidate.reserve_url,
-                        session_id=reservation.session_id,
-                        reason=f"stream start failed: {type(exc).__name__}: {exc}",
-                    )
-                )
-                continue
-            log.info("session %s started on %s", reservation.session_id, candidate.reserve_url)
-            return _Attempt(candidate, reservation, channels)
-        raise LiveSessionFailed(
-            f"no runner of app {self.app!r} at {self.orchestrator_url} could serve",
-            tuple(self.failures),
-        )
-
-    async def _serve(self, attempt: _Attempt) -> str:
-        """Run one session until it fails; the reason. Its publishers close on the way out."""
-        channels = attempt.channels
-        async with AsyncExitStack() as stack:
-            if channels.input_url is not None:
-                attempt.publisher = await stack.enter_async_context(
-                    TricklePublisher(
-                        channels.input_url,
-                        "video/MP2T",
-                        client=self._client,
-                        start_seq=0,
-                        owns_channel=False,
-                    )
-                )
-            attempt.control = await stack.enter_async_context(
-                JsonSegmentWriter(channels.control_url, client=self._client, owns_channel=False)
-            )
-            reasons: list[str] = []
-            async with trio.open_nursery() as nursery:
-
-                def end(reason: str) -> None:
-                    if not reasons:
-                        reasons.append(reason)
-                    nursery.cancel_scope.cancel()
-
-                attempt.end = end
-
-                nursery.start_soon(self._read_events, attempt, end)
-                if channels.output_url is not None:
-                    nursery.start_soon(self._read_output, attempt, end)
-                nursery.start_soon(self._watchdog, attempt, end)
-                if self.options.keepalive_interval is not None:
-                    nursery.start_soon(self._keepalive, attempt)
-                self._current = attempt
-                self._settled.set()
-                self._note()
-            attempt.ended = True
-            if self._current is attempt:
-                self._current = None
-            self._note()
-            return reasons[0] if reasons else "ended"
-
-    async def _read_events(self, attempt: _Attempt, end: Callable[[str], None]) -> None:
-        released: list[str] = []
-
-        def seen() -> None:
-            attempt.last_event = trio.current_time()
-
-        def on_event(message: dict[str, Any]) -> None:
-            seen()
-            event = message.get("event")
-            if isinstance(event, dict) and event.get("type") == "session_released":
-                released.append(str(event.get("reason") or "unknown"))  # LR-143, LR-147
-                return
-            try:
-                self._ev_send.send_nowait(message)
-            except trio.WouldBlock:
-                self.dropped_events += 1
-
-        try:
-            await read_stream_events(
-                attempt.channels.events_url,
-                _WatchedSink(self._sink, seen),
-                on_event=on_event,
-                client=self._client,
-            )
-        except TrickleError as exc:
-            end(f"events channel failed: {exc}")
-            return
-        end(f"session released: {released[0]}" if released else "events channel closed")
-
-    async def _read_output(self, attempt: _Attempt, end: Callable[[str], None]) -> None:
-        url = attempt.channels.output_url
-        assert url is not None
-        try:
-            async with TrickleSubscriber(url, start_seq=0, client=self._client) as subscriber:
-                async for segment in subscriber:
-                    data = await segment.read_all(MAX_OUTPUT_SEGMENT)
-                    attempt.last_output = trio.current_time()
-                    if not data:
-                        continue
-                    try:
-                        self._out_send.send_nowait(data)
-                    except trio.WouldBlock:
-                        self.dropped_output += 1
-        except TrickleError as exc:
-            end(f"output channel failed: {exc}")
-            return
-        end("output channel ended")
-
-    async def _watchdog(self, attempt: _Attempt, end: Callable[[str], None]) -> None:
-        event_timeout = self.options.event_timeout
-        output_timeout = self.options.output_timeout
-        while True:
-            now = trio.current_time()
-            deadline = math.inf
-            if event_timeout is not None:
-                if now >= attempt.last_event + event_timeout:
-                    end(f"no event for {event_timeout}s")
-                    return
-                deadline = attempt.last_event + event_timeout
-            if output_timeout is not None and attempt.input_since is not None:
-                since = max(attempt.last_output, attempt.input_since)
-                if now >= since + output_timeout:
-                    end(f"no output for {output_timeout}s while input was published")
-                    return
-                deadline = min(deadline, since + output_timeout)
-            attempt.poke = trio.Event()
-            with trio.move_on_at(deadline):
-                await attempt.poke.wait()
-
-    async def _keepalive(self, attempt: _Attempt) -> None:
-        interval = self.options.keepalive_interval
-        assert interval is not None
-        assert attempt.control is not None
-        while True:
-            await trio.sleep(interval)
-            try:
-                async with attempt.control_lock:
-                    await attempt.control.write(_KEEPALIVE)
-            except TrickleError as exc:
-                log.info("keepalive on %s failed: %s", attempt.reservation.session_id, exc)
-                return
 
 
 @asynccontextmanager
