@@ -216,11 +216,13 @@ class RunnerRegistration:
             retry_now = self._secret is not None
             self._forget(f"heartbeat answered {status} {text!r}")
             return 0.0 if retry_now else self.interval
-        if status == 401 and self._secret is not None and self.options.runner_id is None:
-            # Our ID is held under a secret we do not have: register under a new one.
+        if status == 401 and self.runner_id is not None and self.options.runner_id is None:
+            # The orchestrator holds our ID under a heartbeat secret we do not have
+            # (LR-007): register at once under a new ID; without a runner_id this
+            # branch cannot repeat.
             self.runner_id = None
             self._forget(f"heartbeat answered {status} {text!r}")
-            return self.interval
+            return 0.0
         log.warning("heartbeat refused: %s %s", status, text[:200])
         return self.interval
 
