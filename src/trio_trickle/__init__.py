@@ -11,8 +11,10 @@ dependencies point down (import-linter checks it in ``nox -s lint``):
   registry): no I/O;
 * ``_server`` (hypercorn), ``_client`` (httpx), ``_media`` (PyAV, torch),
   ``_telemetry``: the adapters;
-* ``_sdk`` (what user code subclasses), ``_gateway``, ``_session`` (one nursery per
-  stream), ``_runner`` (the HTTP app), then ``conformance``, ``_demo`` and ``_cli``.
+* ``_sdk`` (what user code subclasses), ``_gateway`` (discover, reserve, stream),
+  ``_session`` (one nursery per stream), ``_runner`` (the HTTP app) beside
+  ``_orchestrator`` (the registry served over HTTP), then ``conformance``, ``_demo``
+  and ``_cli``.
 
 Importing this package imports neither PyAV nor torch: a base install serves
 trickle, a ``Pipeline`` and byte-relaying live sessions (RUN-129).
@@ -57,14 +59,20 @@ from ._errors import (
     TrickleError,
 )
 from ._exports import fixup_module_metadata
+from ._gateway.discovery import DiscoveryFailed, discover
 from ._gateway.events import (
     EventsReaderStats,
     gateway_connection,
     read_stream_events,
 )
+from ._gateway.live_session import LiveSession, open_live_session
+from ._gateway.reservation import ReservationRefused
+from ._gateway.session_setup import LiveSessionFailed, LiveSessionOptions, RunnerFailure
 from ._media.encode_settings import (
     EncoderSettings,
 )
+from ._orchestrator.config import OrchestratorConfig
+from ._orchestrator.process import OrchestratorHandle, open_orchestrator
 from ._runner.app import (
     RunnerApp,
     make_app,
@@ -159,6 +167,18 @@ __all__ = [  # noqa: RUF022 (grouped by what a user does, not sorted)
     "make_app",
     "RunnerApp",
     "InvalidTarget",
+    # The control plane: an orchestrator, and a gateway's way to a live runner through it
+    "open_orchestrator",
+    "OrchestratorHandle",
+    "OrchestratorConfig",
+    "discover",
+    "open_live_session",
+    "LiveSession",
+    "LiveSessionOptions",
+    "LiveSessionFailed",
+    "RunnerFailure",
+    "DiscoveryFailed",
+    "ReservationRefused",
     # Telemetry egress
     "TelemetrySink",
     "NullSink",
