@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import trio
@@ -68,7 +69,7 @@ def _fast(url: str) -> RegistryConfig:
 
 
 @pytest.mark.spec("LR-001", "LR-002", "LR-015", "LR-037")
-async def test_serve_command_registers_and_unregisters_on_sigint() -> None:
+async def test_serve_command_registers_and_unregisters_on_sigint(tmp_path: Path) -> None:
     config = OrchestratorConfig(secret=SECRET, registry=_fast)
     with trio.fail_after(60):
         async with open_orchestrator(config) as orch:
@@ -90,8 +91,9 @@ async def test_serve_command_registers_and_unregisters_on_sigint() -> None:
                 "echo",
             ]
             env = {**os.environ, "TRIO_TRICKLE_ORCHESTRATOR_SECRET": SECRET}
+            log = (tmp_path / "serve.log").open("wb")
             process = await trio.lowlevel.open_process(
-                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                command, env=env, stdout=subprocess.DEVNULL, stderr=log
             )
             try:
                 while not orch.registry.runners():
@@ -99,12 +101,20 @@ async def test_serve_command_registers_and_unregisters_on_sigint() -> None:
                     await trio.sleep(0.05)
                 (view,) = orch.registry.runners()
                 assert view.capacity == 2
+                # A second heartbeat: the runner has read its heartbeat secret, so it
+                # can unregister (a runner stopped before that is left to expire).
+                while orch.registry.runners()[0].last_heartbeat == view.last_heartbeat:
+                    await trio.sleep(0.05)
                 discovery = orch.registry.discovery(trio.current_time())
                 assert [r.app for r in discovery.entries[0].runners] == ["echo"]
                 process.send_signal(signal.SIGINT)
                 assert await process.wait() == 0
-                assert orch.registry.runners() == ()  # unregistered on SIGINT (LR-037)
+                log.close()
+                stderr = (tmp_path / "serve.log").read_text()
+                # Unregistered on SIGINT (LR-037).
+                assert orch.registry.runners() == (), stderr
             finally:
                 if process.poll() is None:
                     process.kill()
                     await process.wait()
+                log.close()

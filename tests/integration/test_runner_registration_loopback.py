@@ -181,10 +181,14 @@ async def test_secrets_body_interval_and_unregister() -> None:
                 assert first.authorization == SECRET  # raw, no Bearer (LR-003)
                 assert first.body == {
                     "runner_url": "http://127.0.0.1:9/runner",
+                    "status": first.body["status"],
                     "mode": "persistent",
                     "app": "echo",
                     "capacity": 2,
                 }
+                # Ready once setup returned; loading before (LR-043 lists only ready).
+                assert first.body["status"] in ("loading", "ready")
+                assert later[-1].body["status"] == "ready"
                 secret = orch.registry.runners()[0]
                 assert secret.runner_id == reg.runner_id
                 assert all(b.authorization not in ("", SECRET) for b in later)

@@ -17,7 +17,10 @@ Every wait is bounded or owned: requests by ``request_timeout``, O2R reads by
 ``o2r_silence``, the unregister by ``unregister_timeout``; tasks live in the
 nursery :meth:`RunnerRegistration.run` opens, which ``open_runner`` owns.
 A session the orchestrator releases is reported to ``on_release`` and, for a
-``LivePipeline`` runner, the stream of that ID (if any) is stopped.
+``LivePipeline`` runner, the stream of that ID (if any) is stopped. Each
+heartbeat's ``status`` comes from the ``status`` callable (``open_runner``:
+``ready`` once setup returned, else ``loading`` or ``error``), since the
+orchestrator lists and reserves only ``""`` or ``ready`` (LR-043).
 """
 
 from __future__ import annotations
@@ -135,6 +138,7 @@ class RunnerRegistration:
         client: httpx.AsyncClient,
         *,
         on_release: ReleaseHook | None = None,
+        status: Callable[[], str] | None = None,
     ) -> None:
         self.options = options
         self.runner_id: str | None = options.runner_id
@@ -147,6 +151,7 @@ class RunnerRegistration:
         self._client = client
         self._secret: str | None = None  # the heartbeat secret, once registered
         self._on_release = on_release
+        self._status = status
         self._wake = trio.Event()
         self._o2r_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
@@ -188,6 +193,7 @@ class RunnerRegistration:
             app=options.app,
             capacity=options.capacity,
             runner_id=self.runner_id,
+            status=self._status() if self._status is not None else "",
             session_ids=self.sessions,
         )
         authorization = self._secret or options.secret

@@ -32,6 +32,7 @@ from .._sdk.live_pipeline import LivePipeline
 from .._sdk.pipeline import Pipeline
 from .._server.connections import ConnectionStats, HttpTimeouts, http_config, serve_asgi
 from .._server.gc import freeze_gc_for_serving
+from .._wire.runner_status import HealthStatus
 from .app import RunnerApp
 from .registration import RegistrationOptions, RunnerRegistration
 
@@ -109,8 +110,9 @@ async def open_runner(
     orchestrator (spec/live-runner.md): ``orchestrator_secret`` on the first
     heartbeat, as ``app_name`` (default: ``model_id``, else the pipeline's
     class name) reachable at ``runner_url`` (default: the bound URL), with the
-    app's capacity; the heartbeat and O2R tasks run in this block's nursery
-    and the runner unregisters on exit (:mod:`.registration`). A released
+    app's capacity, once ``setup()`` has returned; the heartbeat and O2R
+    tasks run in this block's nursery and the runner unregisters on exit
+    (:mod:`.registration`). A released
     session stops the ``LivePipeline`` stream of the same ID, if one runs.
     ``registration_options`` go to :class:`RegistrationOptions` (timeouts).
     Without ``orchestrator_url`` nothing of this runs.
@@ -158,9 +160,12 @@ async def open_runner(
         try:
             async with create_http_client() as client:
                 registration = RunnerRegistration(
-                    options, client, on_release=functools.partial(_stop_released, app)
+                    options,
+                    client,
+                    on_release=functools.partial(_stop_released, app),
+                    status=functools.partial(_registration_status, app),
                 )
-                nursery.start_soon(_run_registration, registration, registering)
+                nursery.start_soon(_run_registration, app, registration, registering)
                 try:
                     yield RunnerHandle(
                         app=app, url=binds[0], connections=stats, registration=registration
@@ -174,8 +179,12 @@ async def open_runner(
             shutdown.set()
 
 
-async def _run_registration(registration: RunnerRegistration, scope: trio.CancelScope) -> None:
+async def _run_registration(
+    app: RunnerApp, registration: RunnerRegistration, scope: trio.CancelScope
+) -> None:
     with scope:
+        # Register once setup has returned: a loading runner could not take sessions.
+        await app.wait_setup()
         await registration.run()
 
 
@@ -183,6 +192,14 @@ async def _stop_released(app: RunnerApp, session_id: str, reason: str | None) ->
     """A released session's stream, if this runner runs one by that ID, stops."""
     if app.manager is not None and any(s.id == session_id for s in app.manager.sessions()):
         await app.manager.stop(session_id, f"session released: {reason or 'unknown'}")
+
+
+def _registration_status(app: RunnerApp) -> str:
+    """``ready`` once setup returned, else ``loading`` or ``error``: only ready is sold (LR-043)."""
+    health = app.health
+    if health in (HealthStatus.OK, HealthStatus.IDLE):
+        return "ready"
+    return "loading" if health is HealthStatus.LOADING else "error"
 
 
 def _reachable(bound: str) -> str:
