@@ -8,7 +8,7 @@ input segments byte for byte (RUN-117); ``Echo`` is the request/response
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trio_trickle import LivePipeline, Pipeline
 
@@ -37,7 +37,40 @@ class Invert(LivePipeline):
     Audio passes through. The work is one torch operation on the frame's own
     tensor (uint8 RGB, CPU or CUDA), and a ``def`` hook runs in a worker thread,
     so the event loop stays free while it runs.
+
+    Param ``strength`` (0 to 1, default 1): how far each pixel moves towards its
+    inverse; ``{"strength": 0}`` switches the effect off, and it can change
+    mid-stream (``/stream/params`` or the control channel).
     """
 
+    #: The current strength (a class default, so subclasses need not call ``__init__``).
+    strength: float = 1.0
+
+    def __init__(self, strength: float = 1.0) -> None:
+        self.strength = _strength(strength)
+
+    def on_stream_start(self, params: dict[str, Any]) -> None:
+        if "strength" in params:
+            self.strength = _strength(params["strength"])
+
+    def on_params_update(self, params: dict[str, Any]) -> None:
+        if "strength" in params:
+            self.strength = _strength(params["strength"])
+
     def process_video(self, frame: VideoFrame) -> VideoFrame:
-        return frame.with_tensor(255 - frame.tensor)
+        strength = self.strength
+        tensor = frame.tensor
+        if strength >= 1.0:
+            return frame.with_tensor(255 - tensor)
+        if strength <= 0.0:
+            return frame
+        moved = tensor.float() + strength * (255.0 - 2.0 * tensor.float())
+        return frame.with_tensor(moved.round().clamp(0, 255).to(tensor.dtype))
+
+
+def _strength(value: object) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if not isinstance(value, int | float) or value != value:
+        raise ValueError("strength must be a number from 0 to 1")
+    return min(1.0, max(0.0, float(value)))

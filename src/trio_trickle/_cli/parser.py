@@ -193,8 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="run the whole system in one process and show it working",
         description=(
-            "Start a trickle server and a runner with the built-in Invert pipeline, stream a"
-            " generated test pattern through it, and write output.ts and demo.png."
+            "Start an orchestrator and a runner with the built-in Invert pipeline that registers"
+            " with it; discover and reserve the runner as a gateway, stream a generated test"
+            " pattern through it (switching Invert off mid-stream), and write output.ts and"
+            " demo.png."
         ),
     )
     demo.add_argument("--seconds", type=_seconds, default=5.0, help="length of the input (5)")
@@ -203,7 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fps", type=_seconds, default=30.0, help="input frame rate (30)")
     demo.add_argument("--output", default="output.ts", help="where to write the output (output.ts)")
     demo.add_argument(
-        "--png", default="demo.png", help="side-by-side input/output frame (demo.png)"
+        "--png",
+        default="demo.png",
+        help="input frames beside their output, before and after the params update (demo.png)",
+    )
+    demo.add_argument(
+        "--orchestrator-url",
+        default=None,
+        metavar="URL",
+        help="an external orchestrator to register with and reserve through (default: embedded)",
+    )
+    demo.add_argument(
+        "--secret",
+        default=None,
+        help="the external orchestrator's runner secret"
+        " (default: $TRIO_TRICKLE_ORCHESTRATOR_SECRET)",
     )
     orchestrator = commands.add_parser(
         "orchestrator",

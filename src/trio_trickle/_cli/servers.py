@@ -93,11 +93,16 @@ def serve_pipeline(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def demo(args: argparse.Namespace, out: TextIO) -> int:
-    from .._demo import DemoOptions, run_demo
+    from .._demo import DemoOptions, prepare_media, run_demo
+    from .._errors import TrickleError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if os.environ.get("TRIO_TRICKLE_TELEMETRY") == "log":  # the log egress asked for: show it
         logging.getLogger("trio_trickle.telemetry").setLevel(logging.INFO)
+    secret = args.secret or os.environ.get("TRIO_TRICKLE_ORCHESTRATOR_SECRET") or None
+    if args.orchestrator_url is not None and secret is None:
+        print_line(sys.stderr, "trio-trickle demo: --orchestrator-url needs --secret")
+        return 2
     options = DemoOptions(
         seconds=args.seconds,
         width=args.width,
@@ -105,9 +110,16 @@ def demo(args: argparse.Namespace, out: TextIO) -> int:
         fps=args.fps,
         output=Path(args.output),
         png=Path(args.png),
-        progress=sys.stderr.isatty(),
+        progress=sys.stdout.isatty(),
+        orchestrator_url=args.orchestrator_url,
+        secret=secret,
     )
-    report = trio.run(lambda: run_demo(options, out=out))
+    media = prepare_media(options)  # PyAV before the event loop starts
+    try:
+        report = trio.run(lambda: run_demo(options, out=out, media=media))
+    except TrickleError as exc:  # no runner registered or served: say why
+        print_line(sys.stderr, f"trio-trickle demo: {exc}")
+        return 1
     return 0 if report.frames_out > 0 else 1
 
 
