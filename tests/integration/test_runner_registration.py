@@ -103,10 +103,10 @@ async def test_o2r_reserved_and_released_events_are_tracked() -> None:
             stop = await client.post(f"/apps/{reg.runner_id}/session/{session_id}/stop")
             assert stop.status_code == 204
             await until(lambda: session_id not in reg.sessions)
-            assert reg.released == [(session_id, "client_stop")]
+            assert list(reg.released) == [(session_id, "client_stop")]
             # A repeated release is a no-op (LR-150).
             await trio.sleep(0.2)
-            assert reg.released == [(session_id, "client_stop")]
+            assert list(reg.released) == [(session_id, "client_stop")]
 
 
 @pytest.mark.spec("LR-030", "LR-149", "LR-150")

@@ -33,7 +33,7 @@ from trio_trickle._runner.registration import RegistrationOptions, RunnerRegistr
 from trio_trickle._runner.serve import open_runner
 from trio_trickle._server.connections import http_config, serve_asgi
 from trio_trickle._wire.json_codec import dump_json
-from trio_trickle._wire.live_runner import HeartbeatRequest
+from trio_trickle._wire.live_runner import HeartbeatRequest, HeartbeatResponse
 from trio_trickle._wire.live_runner_payment import PaymentHeaders
 from trio_trickle.examples import Passthrough
 
@@ -231,7 +231,7 @@ async def test_404_registers_again_at_once_with_the_orchestrator_secret() -> Non
             assert again.at - refused.at < 1.0  # at once, not after the 5 s interval
             # The new registration holds no sessions: the old one is released.
             assert reg.sessions == ()
-            assert reg.released == [("session_a", None)]
+            assert list(reg.released) == [("session_a", None)]
 
 
 @pytest.mark.spec("LR-007", "LR-032")
@@ -314,7 +314,7 @@ async def test_session_ids_follow_the_orchestrators_list() -> None:
             )
             orch.registry.stop(reg.runner_id, reserved.session_id, trio.current_time())
             await until(lambda: reserved.session_id not in reg.sessions)
-            assert reg.released == [(reserved.session_id, None)]
+            assert list(reg.released) == [(reserved.session_id, None)]
 
 
 @pytest.mark.spec("LR-047", "LR-048", "LR-051", "LR-142", "LR-150")
@@ -356,7 +356,7 @@ async def _feed_o2r(options: RegistrationOptions, released: list[tuple[str, str 
             await until(lambda: len(released) == 2)
             nursery.cancel_scope.cancel()
     assert reg.sessions == ()
-    assert reg.released == [("s1", "client_stop"), ("s2", None)]  # in the order learnt
+    assert list(reg.released) == [("s1", "client_stop"), ("s2", None)]  # in the order learnt
 
 
 @pytest.mark.parametrize(
@@ -386,3 +386,32 @@ async def test_open_runner_needs_the_secret_with_the_url() -> None:
     with pytest.raises(ValueError, match="orchestrator_secret"):
         async with open_runner(Passthrough(), orchestrator_url="http://o"):
             pass
+
+
+@pytest.mark.spec("LR-030", "LR-150")
+async def test_an_answer_judges_only_the_sessions_its_heartbeat_reported() -> None:
+    options = RegistrationOptions(
+        orchestrator_url="http://127.0.0.1:9", secret=SECRET, app="echo", runner_url="http://r"
+    )
+    async with httpx.AsyncClient() as client:
+        reg = RunnerRegistration(options, client)
+        first = HeartbeatResponse(runner_id="runner_a", heartbeat_secret="hs", session_ids=())
+        reg._accept(first, ())
+        # "s1" was reported; "s2" was reserved (O2R) while the heartbeat was in flight.
+        reg.note_reserved("s1")
+        reg.note_reserved("s2")
+        reg._accept(HeartbeatResponse(runner_id="runner_a", session_ids=()), ("s1",))
+        assert reg.sessions == ("s2",)
+        assert list(reg.released) == [("s1", None)]
+        # "s2" released (O2R) while a heartbeat that still listed it was in flight:
+        # the late answer does not bring it back.
+        reg._handle_o2r(
+            b'{"event":"released","session":"s2","timestamp":"2026-08-18T12:00:05Z",'
+            b'"reason":"client_stop"}'
+        )
+        reg._accept(HeartbeatResponse(runner_id="runner_a", session_ids=("s2", "s3")), ("s2",))
+        assert reg.sessions == ("s3",)  # an unknown listed session is adopted (LR-028)
+        assert list(reg.released) == [("s1", None), ("s2", "client_stop")]
+        # A session ID reserved again is held again.
+        reg.note_reserved("s1")
+        assert reg.sessions == ("s3", "s1")

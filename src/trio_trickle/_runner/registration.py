@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -50,6 +51,8 @@ log = logging.getLogger("trio_trickle.runner.registration")
 DEFAULT_INTERVAL = 5.0
 #: Largest O2R segment read; the orchestrator's are a few dozen bytes (LR-049).
 MAX_O2R_BYTES = 64 * 1024
+#: Released session IDs remembered, so that a late answer does not bring one back.
+MAX_REMEMBERED = 1024
 #: The 401 body that means the orchestrator secret was refused (LR-006, LR-032).
 INVALID_REGISTRATION = "invalid registration authorization"
 
@@ -128,7 +131,7 @@ class RunnerRegistration:
     Public state for callers and tests: ``runner_id``, ``o2r`` (the channel of
     the current registration), ``sessions`` (the reserved session IDs, in
     order), ``registrations`` (how many times the orchestrator secret was
-    accepted), ``released`` (``(session_id, reason)`` in the order learnt) and
+    accepted), ``released`` (the last ``(session_id, reason)`` in the order learnt) and
     the ``registered`` event, set by the first accepted heartbeat.
     """
 
@@ -146,8 +149,9 @@ class RunnerRegistration:
         self.interval = DEFAULT_INTERVAL
         self.registrations = 0
         self.registered = trio.Event()
-        self.released: list[tuple[str, str | None]] = []
+        self.released: deque[tuple[str, str | None]] = deque(maxlen=MAX_REMEMBERED)
         self._sessions: dict[str, None] = {}
+        self._gone: dict[str, None] = {}  # released here, oldest first (MAX_REMEMBERED)
         self._client = client
         self._secret: str | None = None  # the heartbeat secret, once registered
         self._on_release = on_release
@@ -212,7 +216,7 @@ class RunnerRegistration:
             except (ValueError, ProtocolError) as exc:
                 log.warning("heartbeat answer from %s unreadable: %s", url, exc)
                 return self.interval
-            self._accept(answer)
+            self._accept(answer, request.session_ids)
             return self.interval
         text = response.text.strip()
         status = response.status_code
@@ -232,7 +236,13 @@ class RunnerRegistration:
         log.warning("heartbeat refused: %s %s", status, text[:200])
         return self.interval
 
-    def _accept(self, answer: HeartbeatResponse) -> None:
+    def _accept(self, answer: HeartbeatResponse, sent: tuple[str, ...]) -> None:
+        """Take an answer to a heartbeat that reported ``sent`` as the local sessions.
+
+        Only sessions held when the heartbeat left are judged by its answer
+        (LR-030): one reserved while it was in flight is not in the answer yet,
+        and one released while it was in flight is not taken back.
+        """
         if answer.heartbeat_secret is not None:
             # A new registration: the orchestrator's record holds no sessions (LR-031).
             for session_id in self.sessions:
@@ -244,10 +254,11 @@ class RunnerRegistration:
                 self._subscribe(answer.o2r)
         self.runner_id = answer.runner_id
         self.interval = answer.heartbeat_interval
-        for session_id in answer.released_sessions(self.sessions):  # LR-030
+        for session_id in answer.released_sessions(sent):  # LR-030
             self._release(session_id, None)
         for session_id in answer.session_ids:  # the answer is authoritative (LR-028)
-            self._sessions.setdefault(session_id)
+            if session_id not in self._gone:
+                self._sessions.setdefault(session_id)
         self.registered.set()
 
     def _forget(self, why: str) -> None:
@@ -274,12 +285,16 @@ class RunnerRegistration:
         The next heartbeat reports it; the answer releases it unless the
         orchestrator holds it too (LR-030).
         """
+        self._gone.pop(session_id, None)
         self._sessions.setdefault(session_id)
 
     def _release(self, session_id: str, reason: str | None) -> None:
         if session_id not in self._sessions:
             return  # repeated or unknown: a no-op (LR-150)
         del self._sessions[session_id]
+        self._gone[session_id] = None
+        while len(self._gone) > MAX_REMEMBERED:
+            del self._gone[next(iter(self._gone))]
         self.released.append((session_id, reason))
         log.info("session %s released (%s)", session_id, reason or "no reason given")
         if self._on_release is not None and self._nursery is not None:
