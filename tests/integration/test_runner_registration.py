@@ -9,6 +9,7 @@ Timers are shortened (50 ms heartbeats) and every test is bounded by
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,15 +28,22 @@ from trio_trickle.examples import Passthrough
 SECRET = "orch-secret"
 
 
-def _fast(url: str) -> RegistryConfig:
+def _fast(url: str, interval: float = 0.05) -> RegistryConfig:
     return RegistryConfig(
-        service_uri=url, orchestrator_secret=SECRET, heartbeat_interval=0.05, heartbeat_ttl=5.0
+        service_uri=url, orchestrator_secret=SECRET, heartbeat_interval=interval, heartbeat_ttl=30.0
     )
 
 
 @asynccontextmanager
-async def orchestrator(port: int = 0) -> AsyncIterator[OrchestratorHandle]:
-    config = OrchestratorConfig(secret=SECRET, port=port, registry=_fast, o2r_keepalive=0.2)
+async def orchestrator(
+    port: int = 0, *, interval: float = 0.05, keepalive: float = 0.2
+) -> AsyncIterator[OrchestratorHandle]:
+    config = OrchestratorConfig(
+        secret=SECRET,
+        port=port,
+        registry=functools.partial(_fast, interval=interval),
+        o2r_keepalive=keepalive,
+    )
     async with open_orchestrator(config) as handle:
         yield handle
 
@@ -204,3 +212,37 @@ async def test_unregister_is_bounded_when_the_orchestrator_is_gone() -> None:
             assert health.status_code == 200
             assert not reg.is_registered
         assert not reg.registered.is_set()
+
+
+@pytest.mark.spec("LR-046", "LR-053")
+async def test_o2r_silence_makes_the_runner_check_its_registration() -> None:
+    with trio.fail_after(15):
+        # 5 s heartbeats and 10 s keepalives: only the 0.2 s silence bound explains
+        # more heartbeats within a second.
+        async with (
+            orchestrator(interval=5.0, keepalive=10.0) as orch,
+            registered_runner(orch.url, registration_options={"o2r_silence": 0.2}) as runner,
+        ):
+            reg = _registration(runner)
+            seen = [orch.registry.runners()[0].last_heartbeat]
+            while len(seen) < 4:
+                await trio.sleep(0.02)
+                beat = orch.registry.runners()[0].last_heartbeat
+                if beat != seen[-1]:
+                    seen.append(beat)
+            assert seen[-1] - seen[0] < 2.0
+            assert reg.registrations == 1
+
+
+@pytest.mark.spec("LR-046")
+async def test_keepalives_keep_a_quiet_runner_on_its_interval() -> None:
+    with trio.fail_after(15):
+        async with (
+            orchestrator(interval=5.0, keepalive=0.05) as orch,
+            registered_runner(orch.url, registration_options={"o2r_silence": 0.3}) as runner,
+        ):
+            reg = _registration(runner)
+            first = orch.registry.runners()[0].last_heartbeat
+            await trio.sleep(1.0)
+            assert orch.registry.runners()[0].last_heartbeat == first
+            assert reg.registrations == 1
