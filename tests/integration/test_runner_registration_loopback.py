@@ -30,7 +30,7 @@ from trio_trickle._registry.ids import SystemRandom
 from trio_trickle._registry.registry import LiveRunnerRegistry
 from trio_trickle._registry.reservation import Reserved
 from trio_trickle._runner.registration import RegistrationOptions, RunnerRegistration
-from trio_trickle._runner.serve import open_runner
+from trio_trickle._runner.serve import _stop_released, open_runner
 from trio_trickle._server.connections import http_config, serve_asgi
 from trio_trickle._wire.json_codec import dump_json
 from trio_trickle._wire.live_runner import HeartbeatRequest, HeartbeatResponse
@@ -415,3 +415,30 @@ async def test_an_answer_judges_only_the_sessions_its_heartbeat_reported() -> No
         # A session ID reserved again is held again.
         reg.note_reserved("s1")
         assert reg.sessions == ("s3", "s1")
+
+
+class _FakeSession:
+    def __init__(self, session_id: str) -> None:
+        self.id = session_id
+
+
+class _FakeManager:
+    def __init__(self, *ids: str) -> None:
+        self._ids = ids
+        self.stopped: list[tuple[str | None, str | None]] = []
+
+    def sessions(self) -> list[_FakeSession]:
+        return [_FakeSession(i) for i in self._ids]
+
+    async def stop(self, stream_id: str | None, reason: str | None) -> None:
+        self.stopped.append((stream_id, reason))
+
+
+@pytest.mark.spec("LR-048", "LR-142")
+async def test_a_released_session_stops_the_stream_of_that_id_only() -> None:
+    manager = _FakeManager("s1", "other")
+    app: Any = type("App", (), {"manager": manager})()
+    await _stop_released(app, "s1", "client_stop")
+    await _stop_released(app, "s9", None)  # no stream by that ID: nothing to stop
+    assert manager.stopped == [("s1", "session released: client_stop")]
+    await _stop_released(type("App", (), {"manager": None})(), "s1", None)  # a Pipeline
