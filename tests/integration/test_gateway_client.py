@@ -5,15 +5,13 @@
 their own heartbeats. The gateway discovers, reserves, starts, streams, swaps
 and stops through real HTTP.
 
-One step is played by the test: creating the session's channels when the
-stream starts. In the live-runner flow the runner does it with its channels
-callback (LR-114) when the client starts the stream through the proxy, and
-answers with the channels' public URLs (LR-120); ``open_runner``'s
-``/stream/start`` does not do that yet (it takes channel URLs, as from a BYOC
-orchestrator). So :func:`relay_starter` makes the same HTTP calls the runner
-would: the channels callback with the session token the orchestrator put on
+``open_runner``'s proxied ``/stream/start`` creates the session's channels
+itself (LR-114, LR-120; tests/integration/test_runner_session_channels.py), and
+the default starter relies on it. :func:`relay_starter` makes the same HTTP calls
+by hand, the channels callback with the session token the orchestrator put on
 the proxied request (LR-108, read from the registry), then ``/stream/start``
-through the session proxy (LR-107) with the channels' ``internal_url``.
+through the session proxy (LR-107) with the channels' ``internal_url``, so that
+the explicit-URL start keeps being exercised too.
 """
 
 from __future__ import annotations
@@ -368,12 +366,21 @@ async def test_runner_release_swaps_and_swaps_are_bounded() -> None:
             assert held_sessions(orch) == []
 
 
+class CannotStart(LivePipeline):
+    def on_stream_start(self, params: dict[str, Any]) -> None:
+        raise RuntimeError("no stream today")
+
+
 @pytest.mark.spec("LR-067", "LR-128")
 async def test_a_runner_that_cannot_start_is_stopped_and_named() -> None:
     # The default starter asks the runner to make the channels (LR-114, LR-120);
-    # open_runner's /stream/start wants channel URLs instead and answers 400.
+    # these runners make them, then fail the start (500) and delete them again.
     with trio.fail_after(20):
-        async with orchestrator() as orch, relay_runner(orch), relay_runner(orch):
+        async with (
+            orchestrator() as orch,
+            relay_runner(orch, pipeline=CannotStart()),
+            relay_runner(orch, pipeline=CannotStart()),
+        ):
             with pytest.raises(LiveSessionFailed) as failed:
                 async with open_live_session(orch.url, APP):
                     pytest.fail("no session expected")
@@ -381,7 +388,7 @@ async def test_a_runner_that_cannot_start_is_stopped_and_named() -> None:
             for failure in failed.value.failures:
                 assert failure.session_id is not None
                 assert failure.reason.startswith("stream start failed")
-                assert "400" in failure.reason
+                assert "500" in failure.reason
             assert held_sessions(orch) == []
 
 

@@ -41,7 +41,6 @@ from .._session.session import SessionSettings
 from .._telemetry.selection import open_sink, select_sink
 from .._telemetry.sinks import FanoutSink, TelemetrySink
 from .._wire.live_runner_payment import SessionReservation
-from .live_runner import LiveRunnerApp
 from .progress import show_progress
 from .report import (
     Collected,
@@ -133,10 +132,11 @@ class _Demo:
         async with (
             self.control_plane() as (orchestrator_url, secret),
             open_runner(
-                LiveRunnerApp(pipeline, settings=settings),
+                pipeline,
                 orchestrator_url=orchestrator_url,
                 orchestrator_secret=secret,
                 app_name=options.app,
+                settings=settings,
             ) as runner,
             create_http_client() as http,
             # The gateway's egress: what the environment configures (nothing by default,
