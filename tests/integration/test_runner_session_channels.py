@@ -10,6 +10,7 @@ failure leaves no channel behind on the orchestrator's trickle server.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -158,11 +159,42 @@ async def test_a_failed_callback_answers_502_and_leaves_no_channels() -> None:
             assert session_channels(orch, reservation.session_id) == []
             assert runner.app.manager is not None
             assert runner.app.manager.sessions() == []
-            # An unreachable callback fails the same way, bounded.
-            headers["Livepeer-Session-Control"] = "http://127.0.0.1:9/runner/x/session/y"
-            answer = await client.post(runner.url + "/stream/start", json={}, headers=headers)
-            assert answer.status_code == 502
             await stop_session(client, reservation)
+
+
+@pytest.mark.spec("LR-114")
+async def test_a_registered_runner_calls_back_only_to_its_orchestrator() -> None:
+    """The session headers arrive with the request: a runner that registered with an
+    orchestrator refuses (403, no outbound call) a control URL anywhere else, so whoever
+    reaches the runner cannot make it POST to an address of their choosing."""
+    with trio.fail_after(30):
+        async with (
+            control_plane() as (orch, runner),
+            httpx.AsyncClient() as client,
+            trio.open_nursery() as nursery,
+        ):
+            called = trio.Event()
+            listeners = await nursery.start(
+                functools.partial(trio.serve_tcp, _note_call(called), 0, host="127.0.0.1")
+            )
+            port = listeners[0].socket.getsockname()[1]
+            reservation = await reserved(orch, client)
+            headers = proxied_headers(orch, reservation)
+            headers["Livepeer-Session-Control"] = f"http://127.0.0.1:{port}/runner/x/session/y"
+            answer = await client.post(runner.url + "/stream/start", json={}, headers=headers)
+            assert answer.status_code == 403, answer.text
+            assert not called.is_set()
+            assert session_channels(orch, reservation.session_id) == []
+            await stop_session(client, reservation)
+            nursery.cancel_scope.cancel()
+
+
+def _note_call(called: trio.Event) -> Any:
+    async def handler(stream: trio.SocketStream) -> None:
+        called.set()
+        await stream.aclose()
+
+    return handler
 
 
 async def test_a_stream_that_fails_to_start_deletes_the_channels_it_made() -> None:

@@ -42,6 +42,7 @@ from .._wire.runner import HealthResponse, HealthStatus, bearer_token
 from .predict_routes import PredictRoutes
 from .readiness import Readiness
 from .responses import error_response, json_response
+from .session_channels import origin
 from .stream_routes import StreamRoutes
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ class RunnerApp:
         self.model_id = model_id or None
         self.signature: PredictSignature | None = None
         self.manager: StreamManager | None = None
+        self._live: StreamRoutes | None = None
         #: Largest request body this runner's routes read (RUN-127).
         self.body_limit = CONTROL_MAX_BYTES
         if isinstance(pipeline, LivePipeline):
@@ -162,6 +164,7 @@ class RunnerApp:
                 model_id=self.model_id,
                 body_limit=self.body_limit,
             )
+            self._live = live
             route("/stream/start", "stream_start", live.stream_start, methods=["POST"])
             route("/live-video-to-video", "lv2v", live.live_video_to_video, methods=["POST"])
             route("/stream/params", "stream_params", live.stream_params, methods=["POST"])
@@ -193,6 +196,12 @@ class RunnerApp:
         """Server stopping: cancel the manager (sessions stop with reason shutdown)."""
         self._background.cancel()
         await self._background_done.wait()
+
+    def trust_orchestrator(self, url: str) -> None:
+        """Let proxied starts call back only to ``url``'s origin (the orchestrator we
+        registered with) to make their session channels (LR-114)."""
+        if self._live is not None:
+            self._live.callback_origin = origin(url)
 
     async def wait_setup(self) -> None:
         """Return once ``setup()`` returned or raised (see :attr:`health`)."""

@@ -148,6 +148,7 @@ async def open_runner(
                 shutdown.set()
             return
         assert orchestrator_secret is not None
+        app.trust_orchestrator(orchestrator_url)
         options = RegistrationOptions(
             orchestrator_url=orchestrator_url,
             secret=orchestrator_secret,

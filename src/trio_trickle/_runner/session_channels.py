@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import trio
 
 from .._client.http import HTTP_FAILURES, create_http_client, read_capped
@@ -57,6 +58,18 @@ _FAILURES: tuple[type[Exception], ...] = (
 )
 
 
+def origin(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an absolute http(s) URL, default ports filled in."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return None
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return parsed.scheme, parsed.host.lower(), port
+
+
 def proxied_session(headers: object) -> ProxiedSessionHeaders | None:
     """The session headers the orchestrator's proxy added (LR-108); None when absent."""
     try:
@@ -85,7 +98,13 @@ class SessionChannels:
         try:
             status, data = await self._call("POST", request.to_wire())
             if status != 200:
-                raise ProtocolError(f"answered {status} {_excerpt(data)!r}", status=502)
+                log.warning(
+                    "session %s: channels callback answered %d %r",
+                    self.session.session_id,
+                    status,
+                    _excerpt(data),
+                )
+                raise ProtocolError(f"session channels callback answered {status}", status=502)
             channels = ChannelsResponse.from_wire(parse_json(data, "channels answer"))
             names = {c.name for c in channels.channels}
             missing = [
@@ -94,7 +113,13 @@ class SessionChannels:
             if missing:
                 raise ProtocolError(f"answer lacks channel(s) {missing}", status=502)
         except _FAILURES as exc:
-            raise ProtocolError(f"session channels callback failed: {exc}", status=502) from None
+            if isinstance(exc, ProtocolError) and exc.status == 502:
+                raise  # ours, above: already says what a client may know
+            # The answer names only the failure's type: the detail (URLs, peer text) is logged.
+            log.warning("session %s: channels callback failed: %s", self.session.session_id, exc)
+            raise ProtocolError(
+                f"session channels callback failed: {type(exc).__name__}", status=502
+            ) from None
         return channels
 
     async def delete(self, names: tuple[str, ...]) -> None:

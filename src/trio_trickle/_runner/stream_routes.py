@@ -37,7 +37,7 @@ from .._wire.runner import (
 from .._wire.runner_status import MAX_ERROR_MESSAGE_LENGTH
 from .readiness import Readiness
 from .responses import json_response, read_body, stream_id
-from .session_channels import SESSION_CHANNELS, SessionChannels, proxied_session
+from .session_channels import SESSION_CHANNELS, SessionChannels, origin, proxied_session
 
 if TYPE_CHECKING:
     from .._session.manager import StreamManager
@@ -66,6 +66,9 @@ class StreamRoutes:
         self._on_session: dict[str, str] = {}
         #: Proxied sessions whose channels are being made.
         self._starting: set[str] = set()
+        #: Where channel callbacks may go: the origin of the orchestrator this runner
+        #: registered with (None: a runner without one, e.g. an orchestrator's static runner).
+        self.callback_origin: tuple[str, str, int] | None = None
 
     async def _start(self, data: bytes) -> tuple[StreamStartRequest, ChannelsResponse | None]:
         """Start a stream; the session's channels too when the start came without them."""
@@ -89,6 +92,13 @@ class StreamRoutes:
         Everything that can refuse the start is checked before a channel is made;
         a start that fails after that deletes the channels it made.
         """
+        # Only the orchestrator this runner registered with may have it call out: the
+        # headers come from the request, and anyone who reaches the runner could send them.
+        expected = self.callback_origin
+        if expected is not None and origin(session.session_control) != expected:
+            raise ProtocolError(
+                "Livepeer-Session-Control is not this runner's orchestrator", status=403
+            )
         body = parse_json(data, "stream start")
         if not isinstance(body, dict):
             raise InvalidMessage("stream start: expected a JSON object")
