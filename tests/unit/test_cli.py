@@ -358,3 +358,29 @@ def test_trickle_server_reports_a_busy_port() -> None:
         )
     assert done.returncode == 2
     assert "trio-trickle:" in done.stderr
+
+
+def test_orchestrator_public_url_and_runner_address_reach_the_registry() -> None:
+    """Behind --host 0.0.0.0 the bound address is no URL a client can use: --public-url
+    is what discovery and reservations advertise, --runner-address where runners call."""
+    from trio_trickle._cli.parser import build_parser
+    from trio_trickle._cli.servers import orchestrator_config
+
+    args = build_parser().parse_args(
+        ["orchestrator", "--host", "0.0.0.0", "--public-url", "https://orch.example:8935"]
+    )
+    config = orchestrator_config(args, "s3cret")
+    assert callable(config.registry)
+    registry = config.registry("http://0.0.0.0:8935")
+    assert registry.service_uri == "https://orch.example:8935"
+    assert registry.runner_address is None  # runners use the public URL
+    assert registry.orchestrator_secret == "s3cret"
+
+    args = build_parser().parse_args(
+        ["orchestrator", "--runner-address", "http://10.0.0.5:8935", "--port", "0"]
+    )
+    config = orchestrator_config(args, "s3cret")
+    assert callable(config.registry)
+    registry = config.registry("http://127.0.0.1:40000")
+    assert registry.service_uri == "http://127.0.0.1:40000"
+    assert registry.runner_address == "http://10.0.0.5:8935"

@@ -239,6 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="the orchestrator secret runners register with"
         " (default: $TRIO_TRICKLE_ORCHESTRATOR_SECRET)",
     )
+    orchestrator.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="base URL clients reach this orchestrator at, advertised in discovery and"
+        " reservations (default: the bound address)",
+    )
+    orchestrator.add_argument(
+        "--runner-address",
+        default=None,
+        metavar="URL",
+        help="base URL runners reach this orchestrator at (default: the public URL)",
+    )
     return parser
 
 

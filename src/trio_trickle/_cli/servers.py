@@ -18,6 +18,8 @@ from typing import TextIO
 import trio
 
 from .._core.server import ServerConfig
+from .._orchestrator.config import OrchestratorConfig
+from .._registry.config import RegistryConfig
 from .._server.connections import HttpTimeouts
 from .._server.trickle import open_trickle_server
 from .console import print_line
@@ -123,11 +125,27 @@ def demo(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if report.frames_out > 0 else 1
 
 
-async def _serve_orchestrator(host: str, port: int, secret: str, out: TextIO) -> None:
-    from .._orchestrator.config import OrchestratorConfig
+def orchestrator_config(args: argparse.Namespace, secret: str) -> OrchestratorConfig:
+    """The orchestrator the command line asks for.
+
+    ``--public-url`` is what discovery and reservations advertise to clients (the
+    bound address when absent, which for ``--host 0.0.0.0`` no client can reach);
+    ``--runner-address`` is where runners call back (the public URL when absent).
+    """
+    public: str | None = args.public_url
+    runners: str | None = args.runner_address
+
+    def registry(bound: str) -> RegistryConfig:
+        return RegistryConfig(
+            service_uri=public or bound, runner_address=runners, orchestrator_secret=secret
+        )
+
+    return OrchestratorConfig(host=args.host, port=args.port, secret=secret, registry=registry)
+
+
+async def _serve_orchestrator(config: OrchestratorConfig, out: TextIO) -> None:
     from .._orchestrator.process import open_orchestrator
 
-    config = OrchestratorConfig(host=host, port=port, secret=secret)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_orchestrator(config) as handle:
             print_line(out, f"serving orchestrator at {handle.url} (Ctrl-C to stop)")
@@ -149,7 +167,7 @@ def orchestrator(args: argparse.Namespace, out: TextIO) -> int:
         return 2
     code = 0
     try:
-        trio.run(_serve_orchestrator, args.host, args.port, secret, out)
+        trio.run(_serve_orchestrator, orchestrator_config(args, secret), out)
     except* KeyboardInterrupt:
         print_line(out, "orchestrator stopped")
     except* (OSError, ValueError) as group:
