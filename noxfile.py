@@ -6,6 +6,10 @@ only Python and nox.
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -79,6 +83,33 @@ def fuzz(session: nox.Session) -> None:
         "tests/integration/test_fuzz_http.py",
         env={"HYPOTHESIS_PROFILE": "ci", "TRIO_TRICKLE_FUZZ_EXAMPLES": examples},
     )
+
+
+LIVEPEER_GATEWAY = "livepeer-gateway==1.0.0"
+
+
+def _python312() -> str:
+    """``3.12`` where ``python3.12`` runs; else pyenv's 3.12, whose shim needs it selected."""
+    try:
+        subprocess.run(["python3.12", "--version"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+        found = sorted(root.glob("versions/3.12*/bin/python3.12"))
+        if found:
+            return str(found[-1])
+    return "3.12"
+
+
+@nox.session(python=_python312())
+def interop(session: nox.Session) -> None:
+    """Our orchestrator driven by the published Python gateway client (PyPI), offchain.
+
+    ``livepeer-gateway`` needs Python >= 3.12; tests/interop/ registers its
+    runner with our orchestrator, and reserves, calls and stops a session on
+    our runner through it, over real sockets.
+    """
+    session.install("-e", ".[test]", LIVEPEER_GATEWAY)
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/interop", *session.posargs)
 
 
 BENCHES = {"trickle": "benchmarks/trickle_bench.py", "frames": "benchmarks/frame_loop.py"}
