@@ -290,7 +290,12 @@ class RunnerRegistration:
 
     def _release(self, session_id: str, reason: str | None) -> None:
         if session_id not in self._sessions:
-            return  # repeated or unknown: a no-op (LR-150)
+            # Repeated or unknown: a no-op (LR-150), except that the orchestrator's reason
+            # (LR-142) fills in a release the heartbeat answer told first, without one (the
+            # O2R reader may be a moment behind the heartbeat loop).
+            if reason is not None and session_id in self._gone:
+                self._name_reason(session_id, reason)
+            return
         del self._sessions[session_id]
         self._gone[session_id] = None
         while len(self._gone) > MAX_REMEMBERED:
@@ -299,6 +304,13 @@ class RunnerRegistration:
         log.info("session %s released (%s)", session_id, reason or "no reason given")
         if self._on_release is not None and self._nursery is not None:
             self._nursery.start_soon(self._call_hook, self._on_release, session_id, reason)
+
+    def _name_reason(self, session_id: str, reason: str) -> None:
+        for index in range(len(self.released) - 1, -1, -1):
+            if self.released[index] == (session_id, None):
+                self.released[index] = (session_id, reason)
+                log.info("session %s was released for %s", session_id, reason)
+                return
 
     @staticmethod
     async def _call_hook(hook: ReleaseHook, session_id: str, reason: str | None) -> None:
