@@ -13,7 +13,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "spec_coverage", "tests", "base_install"]
+nox.options.sessions = ["lint", "typecheck", "spec_coverage", "tests", "base_install", "interop"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
